@@ -1,0 +1,13 @@
+/*
+ * weft: green tasks on a work-stealing pool of pthreads.
+ * The umbrella header; each module's contract is in include/weft/<module>.h.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include "weft/common.h"
+#include "weft/runtime.h"
+#include "weft/task.h"
+#include "weft/time.h"
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * Private helpers shared by every source file: fatal errors, futexes, spin
+ * hints, sanitizer detection.  Never installed.
+ */
+#ifndef WEFT_INTERNAL_H
+#define WEFT_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+#include <errno.h>
+
+#include "weft.h"
+
+#define WEFT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define WEFT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define WEFT_CACHELINE 64
+#define WEFT_HIDDEN __attribute__((visibility("hidden")))
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WEFT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEFT_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define WEFT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT_TSAN 1
+#endif
+#endif
+
+/* Prints "weft: file:line: message" and aborts.  For broken invariants. */
+_Noreturn void weft__die(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define WEFT_DIE(...) weft__die(__FILE__, __LINE__, __VA_ARGS__)
+#define WEFT_ASSERT(c)                                                           \
+    do {                                                                         \
+        if (WEFT_UNLIKELY(!(c))) WEFT_DIE("assertion failed: %s", #c);          \
+    } while (0)
+/* For pthread_* calls that cannot fail unless weft itself is broken. */
+#define WEFT_CHECK(call)                                                         \
+    do {                                                                         \
+        int weft_rc_ = (call);                                                   \
+        if (WEFT_UNLIKELY(weft_rc_ != 0)) WEFT_DIE("%s failed: %d", #call, weft_rc_); \
+    } while (0)
+
+static inline void weft__cpu_relax(void)
+{
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+static inline uint64_t weft__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Futex wait on *word while it equals expect, until the CLOCK_MONOTONIC
+ * deadline (0 = none).  May return spuriously; callers loop on their own
+ * condition.  Returns false only when the deadline passed.
+ */
+bool weft__futex_wait(_Atomic uint32_t *word, uint32_t expect, uint64_t deadline_ns);
+/* Wakes up to n threads waiting on word.  Safe on stale addresses. */
+void weft__futex_wake(_Atomic uint32_t *word, int n);
+
+/* xorshift64*: per-worker randomness for victim choice. */
+static inline uint64_t weft__rand(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+#endif

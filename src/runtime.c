@@ -1,0 +1,235 @@
+/*
+ * Runtime lifecycle: options, create (start workers), run, spawn from any
+ * thread, destroy (cancel, drain, stop, free).
+ *
+ * Destroy, in order:
+ *  1. cancelled = true.  From here every checkpoint of a task of this runtime
+ *     returns ECANCELED and spawns are refused.
+ *  2. Sweep every worker's timer heap under its lock and abort each sleeper
+ *     with ECANCELED.  A sleep that starts later sees `cancelled` under the
+ *     same lock (time.c), so no sleeper is missed.  Joins resolve as the tasks
+ *     they wait for return.
+ *  3. Wait until no task is alive (rt->live, futex rt->live_word; the Dekker
+ *     pair is in task.c's task_finished).
+ *  4. stopping = true, wake every parked worker, join the pthreads.  Each
+ *     worker finishes the bookkeeping of its last switch before it exits.
+ *  5. Free the deques, timer heaps, and the stack slabs (which hold every
+ *     task struct, joined or not).
+ */
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+#ifdef WEFT_TSAN
+void *__tsan_get_current_fiber(void);
+#endif
+
+#define MAX_WORKERS 1024
+#define MIN_STACK ((size_t)16 * 1024)
+#define MAX_STACK ((size_t)1 << 30)
+
+void weft_options_init(weft_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->workers = 0;
+#ifdef WEFT_ASAN
+    opt->stack_size = 4 * WEFT_DEFAULT_STACK_SIZE;
+#else
+    opt->stack_size = WEFT_DEFAULT_STACK_SIZE;
+#endif
+    opt->guard_stacks = WEFT_DEFAULT_GUARD_STACKS;
+    opt->spin_ns = WEFT_DEFAULT_SPIN_NS;
+}
+
+unsigned weft_runtime_workers(const weft_runtime *rt)
+{
+    return rt ? rt->nworkers : 0;
+}
+
+static void *worker_main(void *arg)
+{
+    weft__worker *w = arg;
+    w->altstack = weft__stack_altstack_on();
+#ifdef WEFT_ASAN
+    pthread_attr_t attr;
+    void *lo;
+    size_t size;
+    WEFT_CHECK(pthread_getattr_np(pthread_self(), &attr));
+    WEFT_CHECK(pthread_attr_getstack(&attr, &lo, &size));
+    pthread_attr_destroy(&attr);
+    w->sched_stack_lo = lo;
+    w->sched_stack_size = size;
+#endif
+#ifdef WEFT_TSAN
+    w->tsan_fiber = __tsan_get_current_fiber();
+#endif
+    weft__worker_loop(w);
+    weft__stack_altstack_off(w->altstack);
+    return NULL;
+}
+
+static void wake_all_parked(weft_runtime *rt)
+{
+    WEFT_CHECK(pthread_mutex_lock(&rt->idle_lock));
+    while (rt->idle_list) {
+        weft__worker *w = rt->idle_list;
+        rt->idle_list = w->idle_next;
+        w->idle_next = NULL;
+        atomic_fetch_sub_explicit(&rt->nr_idle, 1, memory_order_seq_cst);
+        atomic_fetch_add_explicit(&rt->nr_spinning, 1, memory_order_seq_cst); /* invariant 3 */
+        atomic_store_explicit(&w->park_word, 1, memory_order_release);
+        weft__futex_wake(&w->park_word, 1);
+    }
+    WEFT_CHECK(pthread_mutex_unlock(&rt->idle_lock));
+}
+
+static void stop_workers(weft_runtime *rt, unsigned started)
+{
+    atomic_store_explicit(&rt->stopping, true, memory_order_seq_cst);
+    wake_all_parked(rt);
+    for (unsigned i = 0; i < started; i++) WEFT_CHECK(pthread_join(rt->workers[i].thread, NULL));
+}
+
+static void free_runtime(weft_runtime *rt)
+{
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        weft__worker *w = &rt->workers[i];
+        weft__dq_destroy(&w->dq);
+        weft__timers_fini(&w->timers);
+    }
+    weft__stack_pool_destroy(&rt->stack_pool);
+    pthread_mutex_destroy(&rt->idle_lock);
+    free(rt->workers);
+    free(rt);
+}
+
+int weft_runtime_create(weft_runtime **out, const weft_options *opt_in)
+{
+    if (!out) return EINVAL;
+    weft_options opt;
+    if (opt_in)
+        opt = *opt_in;
+    else
+        weft_options_init(&opt);
+    if (opt.workers > MAX_WORKERS || opt.stack_size < MIN_STACK || opt.stack_size > MAX_STACK)
+        return EINVAL;
+    unsigned n = opt.workers;
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (unsigned)(c < MAX_WORKERS ? c : MAX_WORKERS) : 1;
+    }
+    weft_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt) return ENOMEM;
+    rt->workers = calloc(n, sizeof *rt->workers);
+    if (!rt->workers) {
+        free(rt);
+        return ENOMEM;
+    }
+    rt->opt = opt;
+    rt->nworkers = n;
+    weft__inject_init(&rt->inject);
+    if (weft__stack_pool_init(&rt->stack_pool, opt.stack_size, opt.guard_stacks) != 0) {
+        free(rt->workers);
+        free(rt);
+        return ENOMEM;
+    }
+    WEFT_CHECK(pthread_mutex_init(&rt->idle_lock, NULL));
+    unsigned ready = 0;
+    int rc = 0;
+    for (; ready < n; ready++) {
+        weft__worker *w = &rt->workers[ready];
+        w->rt = rt;
+        w->id = ready;
+        w->rng = 0x9E3779B97F4A7C15ULL * (ready + 1);
+        weft__timers_init(&w->timers);
+        if (weft__dq_init(&w->dq, 8) != 0) {
+            rc = ENOMEM;
+            break;
+        }
+    }
+    if (rc) {
+        rt->nworkers = ready;
+        free_runtime(rt);
+        return rc;
+    }
+    weft__stack_install_handler();
+    unsigned started = 0;
+    for (; started < n; started++) {
+        if (pthread_create(&rt->workers[started].thread, NULL, worker_main, &rt->workers[started])) {
+            stop_workers(rt, started);
+            free_runtime(rt);
+            return EAGAIN;
+        }
+    }
+    *out = rt;
+    return 0;
+}
+
+int weft_runtime_spawn(weft_runtime *rt, weft_task **out, weft_fn fn, void *arg)
+{
+    if (!rt || !fn) return EINVAL;
+    if (atomic_load_explicit(&rt->cancelled, memory_order_acquire)) return ECANCELED;
+    weft__worker *w = weft__worker_self();
+    weft_task *t;
+    int rc = weft__task_new(rt, w, fn, arg, out == NULL, &t);
+    if (rc) return rc;
+    if (out) *out = t;
+    weft__make_runnable(t);
+    return 0;
+}
+
+int weft_runtime_run(weft_runtime *rt, weft_fn fn, void *arg, int *status)
+{
+    if (!rt || !fn) return EINVAL;
+    weft__worker *w = weft__worker_self();
+    if (w && w->rt == rt) return EPERM;
+    weft_task *t;
+    int rc = weft_runtime_spawn(rt, &t, fn, arg);
+    if (rc) return rc;
+    return weft_join(t, status);
+}
+
+static void cancel_sleepers(weft_runtime *rt)
+{
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        weft__timers *h = &rt->workers[i].timers;
+        for (;;) {
+            weft__timers_lock(h);
+            weft__waiter *wt = weft__timers_pop_locked(h, UINT64_MAX);
+            weft__timers_unlock(h);
+            if (!wt) break;
+            weft__waiter_abort(wt, ECANCELED);
+        }
+    }
+}
+
+int weft_runtime_destroy(weft_runtime *rt)
+{
+    if (!rt) return EINVAL;
+    weft__worker *self = weft__worker_self();
+    if (self && self->rt == rt) return EPERM;
+    /* seq_cst: the Dekker pair with task_finished (task.c). */
+    atomic_store_explicit(&rt->cancelled, true, memory_order_seq_cst);
+    cancel_sleepers(rt);
+    while (atomic_load_explicit(&rt->live, memory_order_seq_cst) != 0)
+        weft__futex_wait(&rt->live_word, 0, 0);
+    stop_workers(rt, rt->nworkers);
+    free_runtime(rt);
+    return 0;
+}
+
+int weft_run(const weft_options *opt, weft_fn fn, void *arg, int *status)
+{
+    if (!fn) return EINVAL;
+    weft_runtime *rt;
+    int rc = weft_runtime_create(&rt, opt);
+    if (rc) return rc;
+    rc = weft_runtime_run(rt, fn, arg, status);
+    int rc2 = weft_runtime_destroy(rt);
+    return rc ? rc : rc2;
+}

@@ -1,0 +1,122 @@
+/*
+ * Private structures of the runtime, its workers and its tasks.
+ */
+#ifndef WEFT_RUNTIME_PRIV_H
+#define WEFT_RUNTIME_PRIV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <urcu/wfcqueue.h>
+
+#include "arch/ctx.h"
+#include "internal.h"
+#include "sched/deque.h"
+#include "sched/inject.h"
+#include "stack.h"
+#include "timer.h"
+#include "wait.h"
+
+/* Task park states (weft_task.park), see worker.c invariant 4. */
+enum { WEFT__P_RUNNING = 0, WEFT__P_PARKING = 1, WEFT__P_PARKED = 2, WEFT__P_WOKEN = 3 };
+
+/* What the context that just switched away asked the next one to finish. */
+enum { WEFT__SW_NONE = 0, WEFT__SW_YIELD, WEFT__SW_PARK, WEFT__SW_EXIT };
+
+/* weft_task.joiner when the task has returned. */
+#define WEFT__JOIN_DONE ((weft__waiter *)1)
+
+struct weft_task {
+    weft__ctx ctx;               /* saved registers; the task or the worker switching it */
+    weft_runtime *rt;            /* immutable */
+    weft_fn fn;                  /* immutable */
+    void *arg;                   /* immutable */
+    int status;                  /* written once before joiner is set to DONE */
+    _Atomic int park;            /* atomic: WEFT__P_* */
+    _Atomic int refs;            /* atomic: running + handle */
+    _Atomic(weft__waiter *) joiner; /* atomic: NULL, a join waiter, or WEFT__JOIN_DONE */
+    weft__stack stack;           /* immutable while the task lives */
+    weft_task *link;             /* yield queue and stack pool links; owner worker */
+    struct cds_wfcq_node inode;  /* injector link */
+#ifdef WEFT_ASAN
+    void *asan_fake;             /* ASan fake stack while switched out */
+#endif
+#ifdef WEFT_TSAN
+    void *tsan_fiber;
+#endif
+};
+
+typedef struct weft__worker {
+    weft_runtime *rt;
+    unsigned id;
+    pthread_t thread;
+    weft__ctx sched_ctx;         /* the worker's scheduler loop, on the pthread's stack */
+    weft_task *current;          /* owner only */
+    weft_task *next;             /* next slot; owner only */
+    unsigned next_streak;        /* consecutive runs from the next slot */
+    unsigned tick;               /* scheduling decisions, for fairness checks */
+    weft_task *yq_head, *yq_tail; /* yield queue (FIFO); owner only */
+    weft_task *prev;             /* context that switched away; owner only */
+    int prev_action;             /* WEFT__SW_* for prev */
+    bool spinning;               /* owner only; counted in rt->nr_spinning */
+    uint64_t rng;
+    weft__deque dq;
+    weft__timers timers;
+    weft__stack_cache stacks;
+    _Alignas(WEFT_CACHELINE) _Atomic uint32_t park_word; /* futex: 0 parked, 1 woken */
+    struct weft__worker *idle_next; /* guarded by rt->idle_lock */
+    void *altstack;              /* signal stack for the overflow report */
+#ifdef WEFT_ASAN
+    const void *sched_stack_lo;
+    size_t sched_stack_size;
+    void *asan_fake;
+#endif
+#ifdef WEFT_TSAN
+    void *tsan_fiber;
+#endif
+} weft__worker;
+
+struct weft_runtime {
+    weft_options opt;
+    unsigned nworkers;
+    weft__worker *workers;
+    weft__inject inject;
+    weft__stack_pool stack_pool;
+    _Alignas(WEFT_CACHELINE) _Atomic int nr_spinning; /* atomic: workers looking for work */
+    _Atomic int nr_idle;                              /* atomic: workers on the idle list */
+    pthread_mutex_t idle_lock;
+    weft__worker *idle_list;                          /* guarded by idle_lock */
+    _Alignas(WEFT_CACHELINE) _Atomic long live;       /* atomic: tasks not yet finished */
+    _Atomic uint32_t live_word;                       /* futex: destroy waits on it */
+    _Atomic bool cancelled;                           /* atomic: destroy has begun */
+    _Atomic bool stopping;                            /* atomic: workers must exit */
+};
+
+/* The worker running the caller, or NULL.  Not inlined, so no compiler caches
+ * the thread-local address across a switch (ARCHITECTURE.md, known traps). */
+weft__worker *weft__worker_self(void) __attribute__((noinline));
+
+/* Makes t runnable: into the caller's next slot when the caller is a worker
+ * of t's runtime, else into the injector; wakes an idle worker if needed. */
+void weft__make_runnable(weft_task *t);
+/* Switches the calling task out; action is WEFT__SW_YIELD/PARK/EXIT. */
+void weft__task_switch_out(weft__worker *w, weft_task *self, int action);
+/* Finishes whatever the context that switched to us asked (see prev_action). */
+void weft__after_switch(weft__worker *w);
+/* Wakes one idle worker if no worker is spinning (Go's wakep). */
+void weft__sched_wake_one(weft_runtime *rt);
+/* Releases one reference to t; frees its stack at zero. */
+void weft__task_unref(weft__worker *w, weft_task *t);
+/* Creates a task (not yet runnable). */
+int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, bool detached,
+                   weft_task **out);
+/* The scheduler loop of worker w; returns when the runtime stops. */
+void weft__worker_loop(weft__worker *w);
+/* Whether the calling task (or thread) is cancelled: checkpoints ask this. */
+bool weft__cancelled(void);
+/* Fire expired timers of w (and, when steal is set, other workers' too). */
+void weft__timers_run(weft__worker *w, uint64_t now);
+
+/* Sanitizer-aware switch between contexts on the same worker. */
+void weft__switch(weft__worker *w, weft__ctx *from, weft_task *to, bool from_exits);
+
+#endif

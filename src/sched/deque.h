@@ -1,0 +1,50 @@
+/*
+ * Chase-Lev work-stealing deque of task pointers (see deque.c).
+ *
+ * Concurrency table:
+ *   push, take      owner worker only; never concurrent with each other
+ *   steal           any thread, concurrent with everything
+ *   size            any thread; a racy hint (exact only for the owner)
+ *   init, destroy   no concurrent operation
+ */
+#ifndef WEFT_SCHED_DEQUE_H
+#define WEFT_SCHED_DEQUE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../internal.h"
+
+typedef struct weft__dq_array {
+    int64_t mask;                    /* capacity - 1; capacity is a power of two */
+    struct weft__dq_array *retired;  /* older, smaller arrays; owner only */
+    _Atomic(void *) slot[];          /* relaxed; published by the fences below */
+} weft__dq_array;
+
+typedef struct weft__deque {
+    _Alignas(WEFT_CACHELINE) _Atomic int64_t top;    /* thieves CAS it */
+    _Alignas(WEFT_CACHELINE) _Atomic int64_t bottom; /* owner writes it */
+    _Atomic(weft__dq_array *) array;                 /* owner replaces it */
+} weft__deque;
+
+#define WEFT__DQ_EMPTY ((void *)0)
+#define WEFT__DQ_ABORT ((void *)1)
+
+int weft__dq_init(weft__deque *q, size_t capacity_log2);
+void weft__dq_destroy(weft__deque *q);
+/* Owner: pushes x at the bottom.  Returns ENOMEM only if growing failed. */
+int weft__dq_push(weft__deque *q, void *x);
+/* Owner: pops the bottom (LIFO); WEFT__DQ_EMPTY when empty. */
+void *weft__dq_take(weft__deque *q);
+/* Anyone: takes the top (FIFO); WEFT__DQ_EMPTY, or WEFT__DQ_ABORT on a lost race. */
+void *weft__dq_steal(weft__deque *q);
+
+static inline int64_t weft__dq_size(weft__deque *q)
+{
+    int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
+    int64_t t = atomic_load_explicit(&q->top, memory_order_relaxed);
+    return b - t;
+}
+
+#endif

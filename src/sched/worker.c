@@ -1,0 +1,464 @@
+/*
+ * The scheduler: worker pthreads, their run queues, stealing, spinning and
+ * parking.
+ *
+ * Each worker runs tasks from, in order:
+ *   1. its next slot: the task this worker most recently made runnable (a
+ *      woken partner, a fresh child).  A ping-pong pair then stays on one
+ *      core, as with Go's runnext and Tokio's LIFO slot.  Bounded: after
+ *      NEXT_MAX consecutive next-slot runs the deque goes first once.
+ *   2. its Chase-Lev deque (deque.c), popped LIFO by the owner;
+ *   3. its yield queue: FIFO of tasks that called weft_yield, so yielders
+ *      take turns behind everything else;
+ *   4. the global injector (inject.c), checked first every FAIR_TICK
+ *      decisions so outside submissions cannot starve;
+ *   5. other workers' deques: steal half of a random victim's tasks;
+ *   6. spin for opt.spin_ns repeating 4 and 5; then park on a futex.
+ *
+ * Switching.  A task that blocks, yields or exits picks its successor from
+ * 1-3 itself and switches to it directly (one switch per hand-off).  Only
+ * when those are empty does it switch to the worker's scheduler context (on
+ * the pthread's own stack), which searches further, spins and parks.  The
+ * context that switched away cannot finish its own bookkeeping (it is no
+ * longer running), so it leaves it in w->prev / w->prev_action and the
+ * context that resumes runs weft__after_switch first thing.
+ *
+ * Invariants:
+ *  1. A runnable task is in exactly one place: a next slot, a deque, a yield
+ *     queue, the injector, or w->prev with action YIELD or PARK-after-WOKEN.
+ *  2. w->current is the task running on w, or NULL in the scheduler context.
+ *  3. rt->nr_spinning counts workers with w->spinning set, plus transiently
+ *     the right-to-wake claimed in weft__sched_wake_one.  A worker popped
+ *     from the idle list by a waker starts spinning (the waker counted it).
+ *  4. Park hand-shake of a task (t->park): the task stores PARKING before it
+ *     publishes its waiter; after it switched away, weft__after_switch
+ *     exchanges in PARKED; the waker exchanges in WOKEN.  Whoever of the two
+ *     exchanges second sees the other's value and enqueues the task, so a
+ *     wake-up that arrives while the task is still switching out is neither
+ *     lost nor acted on twice, and no task is resumed before it is fully
+ *     switched out.
+ *
+ * No lost wake-up (submit versus park).  A submitter makes t runnable (a
+ * deque push or injector enqueue), then, after a seq_cst fence, reads
+ * nr_spinning and nr_idle, and wakes an idle worker when none spins.  A
+ * worker about to sleep first puts itself on the idle list (nr_idle++), then
+ * stops spinning (nr_spinning--), then, after a seq_cst fence, looks at every
+ * queue once more; only if all are empty does it sleep.  With the fences, the
+ * submitter's push and the parker's re-check are ordered one way or the other:
+ *   - re-check after push: the parker sees the task and does not sleep;
+ *   - re-check before push: the parker's nr_idle++ and nr_spinning-- precede
+ *     the submitter's reads, so the submitter sees an idle worker and either
+ *     no spinner (it wakes one) or a spinner S that decrements nr_spinning
+ *     later, and so re-checks later, and so sees the task (S either runs it or
+ *     wakes someone by the same rule).
+ * The right-to-wake in wake_one is itself a spinner: if it finds the idle
+ * list empty it gives the right back and re-checks the queues, waking again
+ * if work and an idle worker appeared meanwhile.  A spinner that finds work
+ * and was the last spinner calls wake_one, because submitters that saw it
+ * spinning relied on it for every task they pushed, and it takes only one.
+ * The stress test tests/stress/stress_wake.c hammers this.
+ *
+ * At most one worker is woken per new runnable task, and none while another
+ * spins (Go's rule, proc.go "Worker thread parking/unparking"): parking costs
+ * tens of microseconds on a virtual machine, spinning picks work up in well
+ * under one.
+ *
+ * Timers.  Each worker owns a timer heap (timer.c) for tasks sleeping on it;
+ * it fires expired timers when it searches for work and every FAIR_TICK
+ * decisions, and parks no longer than its earliest deadline.  A worker busy in
+ * one long-running task delays its own timers (scheduling is cooperative).
+ *
+ * Rejected: a scheduler context switch on every hand-off (doubles the switch
+ * cost); stealing the next slot (makes the owner's fast path an atomic
+ * exchange; Go does steal it after a delay, which we may add); one global
+ * futex for all idle workers (wakes a herd).
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "../runtime.h"
+
+#ifdef WEFT_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef WEFT_TSAN
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#endif
+
+/* Consecutive next-slot runs before the deque gets a turn. */
+#define NEXT_MAX 32
+/* Every FAIR_TICK decisions the injector and the yield queue go first and
+ * timers are fired (a prime, as Go's 61, so it does not beat with loops). */
+#define FAIR_TICK 61
+/* Injector batch: one lock round trip serves several tasks. */
+#define INJECT_BATCH 16
+
+static _Thread_local weft__worker *tls_worker;
+
+weft__worker *weft__worker_self(void)
+{
+    return tls_worker;
+}
+
+/* --- switching ---------------------------------------------------------- */
+
+void weft__switch(weft__worker *w, weft__ctx *from, weft_task *to, bool from_exits)
+{
+    const weft__ctx *target = to ? &to->ctx : &w->sched_ctx;
+#ifdef WEFT_ASAN
+    weft_task *self = w->prev;
+    void **fake = from_exits ? NULL : (self && from == &self->ctx ? &self->asan_fake : &w->asan_fake);
+    if (to)
+        __sanitizer_start_switch_fiber(fake, to->stack.lo, (size_t)(to->stack.hi - to->stack.lo));
+    else
+        __sanitizer_start_switch_fiber(fake, w->sched_stack_lo, w->sched_stack_size);
+#endif
+#ifdef WEFT_TSAN
+    __tsan_switch_to_fiber(to ? to->tsan_fiber : w->tsan_fiber, 0);
+#endif
+    (void)from_exits;
+    weft__ctx_switch(from, target);
+#ifdef WEFT_ASAN
+    __sanitizer_finish_switch_fiber(fake ? *fake : NULL, NULL, NULL);
+#endif
+}
+
+static void yq_push(weft__worker *w, weft_task *t)
+{
+    t->link = NULL;
+    if (w->yq_tail)
+        w->yq_tail->link = t;
+    else
+        w->yq_head = t;
+    w->yq_tail = t;
+}
+
+static weft_task *yq_pop(weft__worker *w)
+{
+    weft_task *t = w->yq_head;
+    if (t) {
+        w->yq_head = t->link;
+        if (!w->yq_head) w->yq_tail = NULL;
+    }
+    return t;
+}
+
+static void push_local(weft__worker *w, weft_task *t)
+{
+    if (WEFT_UNLIKELY(weft__dq_push(&w->dq, t) != 0))
+        weft__inject_push(&w->rt->inject, &t->inode); /* out of memory: never lose it */
+}
+
+/* Takes a batch from the injector: returns one, queues the rest locally. */
+static weft_task *from_injector(weft__worker *w)
+{
+    struct cds_wfcq_node *nodes[INJECT_BATCH];
+    size_t n = weft__inject_pop(&w->rt->inject, nodes, INJECT_BATCH);
+    if (n == 0) return NULL;
+    for (size_t i = n - 1; i > 0; i--)
+        push_local(w, caa_container_of(nodes[i], weft_task, inode));
+    if (n > 1) weft__sched_wake_one(w->rt);
+    return caa_container_of(nodes[0], weft_task, inode);
+}
+
+/* Fast local choice: next slot, deque, yield queue (plus the fairness tick). */
+static weft_task *local_next(weft__worker *w)
+{
+    weft_task *t;
+    if (WEFT_UNLIKELY(++w->tick % FAIR_TICK == 0)) {
+        weft__timers_run(w, weft__now());
+        if ((t = from_injector(w)) || (t = yq_pop(w))) {
+            w->next_streak = 0;
+            return t;
+        }
+    }
+    if ((t = w->next) && (w->next_streak < NEXT_MAX || weft__dq_size(&w->dq) <= 0)) {
+        w->next = NULL;
+        w->next_streak++;
+        return t;
+    }
+    w->next_streak = 0;
+    if ((t = weft__dq_take(&w->dq))) return t;
+    if ((t = w->next)) {
+        w->next = NULL;
+        return t;
+    }
+    return yq_pop(w);
+}
+
+void weft__task_switch_out(weft__worker *w, weft_task *self, int action)
+{
+    weft__stack_check(self, __builtin_frame_address(0));
+    w->prev = self;
+    w->prev_action = action;
+    weft_task *n = local_next(w);
+    w->current = n;
+    weft__switch(w, &self->ctx, n, action == WEFT__SW_EXIT);
+    /* Resumed, perhaps on another worker: re-read it (never cache TLS). */
+    weft__after_switch(weft__worker_self());
+}
+
+void weft__after_switch(weft__worker *w)
+{
+    weft_task *p = w->prev;
+    if (!p) return;
+    w->prev = NULL;
+    switch (w->prev_action) {
+    case WEFT__SW_YIELD:
+        yq_push(w, p);
+        break;
+    case WEFT__SW_PARK:
+        /* acq_rel: invariant 4; pairs with the exchange in weft__waiter_wake. */
+        if (atomic_exchange_explicit(&p->park, WEFT__P_PARKED, memory_order_acq_rel) ==
+            WEFT__P_WOKEN)
+            weft__make_runnable(p);
+        break;
+    case WEFT__SW_EXIT:
+        weft__task_unref(w, p);
+        break;
+    default:
+        WEFT_DIE("bad switch action %d", w->prev_action);
+    }
+}
+
+/* --- making tasks runnable, waking workers ------------------------------ */
+
+void weft__make_runnable(weft_task *t)
+{
+    weft__worker *w = weft__worker_self();
+    weft_runtime *rt = t->rt;
+    if (w && w->rt == rt) {
+        weft_task *old = w->next;
+        w->next = t;
+        if (!old) return; /* runs when this worker next chooses: no one to wake */
+        push_local(w, old);
+    } else {
+        weft__inject_push(&rt->inject, &t->inode);
+    }
+    weft__sched_wake_one(rt);
+}
+
+/* Is there anything a worker could take?  (Re-check before sleeping.) */
+static bool work_visible(weft_runtime *rt)
+{
+    if (!weft__inject_empty(&rt->inject)) return true;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (weft__dq_size(&rt->workers[i].dq) > 0) return true;
+    return false;
+}
+
+static weft__worker *idle_pop(weft_runtime *rt)
+{
+    WEFT_CHECK(pthread_mutex_lock(&rt->idle_lock));
+    weft__worker *w = rt->idle_list;
+    if (w) {
+        rt->idle_list = w->idle_next;
+        w->idle_next = NULL;
+        atomic_fetch_sub_explicit(&rt->nr_idle, 1, memory_order_seq_cst);
+    }
+    WEFT_CHECK(pthread_mutex_unlock(&rt->idle_lock));
+    return w;
+}
+
+static void unpark(weft__worker *w)
+{
+    /* release: pairs with the acquire load in park(). */
+    atomic_store_explicit(&w->park_word, 1, memory_order_release);
+    weft__futex_wake(&w->park_word, 1);
+}
+
+void weft__sched_wake_one(weft_runtime *rt)
+{
+    for (;;) {
+        /* seq_cst: orders the caller's push before these loads; pairs with
+         * the fence in park() (see "No lost wake-up" above). */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&rt->nr_spinning, memory_order_relaxed) != 0 ||
+            atomic_load_explicit(&rt->nr_idle, memory_order_relaxed) == 0)
+            return;
+        int zero = 0;
+        if (!atomic_compare_exchange_strong_explicit(&rt->nr_spinning, &zero, 1,
+                                                     memory_order_seq_cst, memory_order_relaxed))
+            return;
+        weft__worker *w = idle_pop(rt);
+        if (w) {
+            unpark(w); /* w starts spinning; our increment is its (invariant 3) */
+            return;
+        }
+        atomic_fetch_sub_explicit(&rt->nr_spinning, 1, memory_order_seq_cst);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (!work_visible(rt)) return;
+    }
+}
+
+static void stop_spinning(weft__worker *w)
+{
+    if (!w->spinning) return;
+    w->spinning = false;
+    if (atomic_fetch_sub_explicit(&w->rt->nr_spinning, 1, memory_order_seq_cst) == 1)
+        weft__sched_wake_one(w->rt);
+}
+
+/* --- timers ------------------------------------------------------------- */
+
+void weft__timers_run(weft__worker *w, uint64_t now)
+{
+    weft__timers *h = &w->timers;
+    if (atomic_load_explicit(&h->next, memory_order_relaxed) > now) return;
+    for (;;) {
+        weft__timers_lock(h);
+        weft__waiter *wt = weft__timers_pop_locked(h, now);
+        weft__timers_unlock(h);
+        if (!wt) return;
+        /* The deadline is the sleep's commit: claim it unless cancelled. */
+        if (weft__waiter_claim(wt)) weft__waiter_complete(wt, 0);
+    }
+}
+
+/* --- finding work, spinning, parking ------------------------------------ */
+
+static weft_task *steal(weft__worker *w)
+{
+    weft_runtime *rt = w->rt;
+    unsigned n = rt->nworkers;
+    if (n < 2) return NULL;
+    unsigned start = (unsigned)(weft__rand(&w->rng) % n);
+    for (unsigned k = 0; k < n; k++) {
+        weft__worker *v = &rt->workers[(start + k) % n];
+        if (v == w) continue;
+        int64_t size = weft__dq_size(&v->dq);
+        if (size <= 0) continue;
+        weft_task *first = NULL;
+        int64_t want = (size + 1) / 2;
+        for (int64_t i = 0; i < want; i++) {
+            void *x = weft__dq_steal(&v->dq);
+            if (x == WEFT__DQ_EMPTY) break;
+            if (x == WEFT__DQ_ABORT) continue;
+            if (!first)
+                first = x;
+            else
+                push_local(w, x);
+        }
+        if (first) return first;
+    }
+    return NULL;
+}
+
+static weft_task *search(weft__worker *w)
+{
+    weft_task *t;
+    if ((t = local_next(w))) return t;
+    if ((t = from_injector(w))) return t;
+    weft__timers_run(w, weft__now());
+    if ((t = local_next(w))) return t;
+    return steal(w);
+}
+
+static bool may_spin(weft__worker *w)
+{
+    weft_runtime *rt = w->rt;
+    if (rt->opt.spin_ns == 0) return false;
+    /* Go's limit: spinners at most half the busy workers (at least one). */
+    int busy = (int)rt->nworkers - atomic_load_explicit(&rt->nr_idle, memory_order_relaxed);
+    int spinning = atomic_load_explicit(&rt->nr_spinning, memory_order_relaxed);
+    return 2 * spinning < (busy > 1 ? busy : 2);
+}
+
+static bool idle_remove(weft__worker *w)
+{
+    weft_runtime *rt = w->rt;
+    bool found = false;
+    WEFT_CHECK(pthread_mutex_lock(&rt->idle_lock));
+    for (weft__worker **pp = &rt->idle_list; *pp; pp = &(*pp)->idle_next) {
+        if (*pp == w) {
+            *pp = w->idle_next;
+            w->idle_next = NULL;
+            atomic_fetch_sub_explicit(&rt->nr_idle, 1, memory_order_seq_cst);
+            found = true;
+            break;
+        }
+    }
+    WEFT_CHECK(pthread_mutex_unlock(&rt->idle_lock));
+    return found;
+}
+
+/* Sleeps until woken or the earliest timer; see "No lost wake-up". */
+static void park(weft__worker *w)
+{
+    weft_runtime *rt = w->rt;
+    atomic_store_explicit(&w->park_word, 0, memory_order_relaxed);
+    WEFT_CHECK(pthread_mutex_lock(&rt->idle_lock));
+    w->idle_next = rt->idle_list;
+    rt->idle_list = w;
+    atomic_fetch_add_explicit(&rt->nr_idle, 1, memory_order_seq_cst);
+    WEFT_CHECK(pthread_mutex_unlock(&rt->idle_lock));
+    if (w->spinning) {
+        w->spinning = false;
+        atomic_fetch_sub_explicit(&rt->nr_spinning, 1, memory_order_seq_cst);
+    }
+    /* seq_cst: pairs with the fence in weft__sched_wake_one. */
+    atomic_thread_fence(memory_order_seq_cst);
+    bool stop = atomic_load_explicit(&rt->stopping, memory_order_relaxed);
+    if (!stop && !work_visible(rt)) {
+        uint64_t next = atomic_load_explicit(&w->timers.next, memory_order_relaxed);
+        uint64_t deadline = next == UINT64_MAX ? 0 : next;
+        if (deadline == 0 || deadline > weft__now()) {
+            /* acquire: pairs with the release in unpark(). */
+            while (atomic_load_explicit(&w->park_word, memory_order_acquire) == 0) {
+                if (!weft__futex_wait(&w->park_word, 0, deadline)) break;
+            }
+        }
+    }
+    if (!idle_remove(w)) {
+        /* A waker popped us and counted us as spinning (invariant 3); its
+         * unpark may still be on its way, which is harmless: park_word is
+         * reset before the next sleep. */
+        w->spinning = true;
+    }
+}
+
+static weft_task *find_work(weft__worker *w)
+{
+    weft_runtime *rt = w->rt;
+    for (;;) {
+        weft_task *t = search(w);
+        if (t) {
+            stop_spinning(w);
+            return t;
+        }
+        if (atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
+            stop_spinning(w);
+            return NULL;
+        }
+        if (!w->spinning && may_spin(w)) {
+            w->spinning = true;
+            atomic_fetch_add_explicit(&rt->nr_spinning, 1, memory_order_seq_cst);
+        }
+        if (w->spinning) {
+            uint64_t until = weft__now() + rt->opt.spin_ns;
+            do {
+                for (int i = 0; i < 64; i++) weft__cpu_relax();
+                if ((t = search(w))) {
+                    stop_spinning(w);
+                    return t;
+                }
+            } while (!atomic_load_explicit(&rt->stopping, memory_order_relaxed) &&
+                     weft__now() < until);
+        }
+        park(w);
+    }
+}
+
+void weft__worker_loop(weft__worker *w)
+{
+    tls_worker = w;
+    for (;;) {
+        weft__after_switch(w);
+        weft_task *t = find_work(w);
+        if (!t) break;
+        w->current = t;
+        weft__switch(w, &w->sched_ctx, t, false);
+    }
+    tls_worker = NULL;
+}

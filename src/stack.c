@@ -1,0 +1,316 @@
+/*
+ * Task stacks: pooled, lazily committed mmap slabs.
+ *
+ * Layout.  A slab is one anonymous MAP_NORESERVE mapping holding many stacks
+ * of `stride` bytes each.  Memory is committed by the kernel page by page as a
+ * task touches it, so a task that never goes deep costs one page: the task
+ * struct lives at the top of its own stack (weft_task at hi - sizeof), and the
+ * first frames share that page.
+ *
+ * Guard pages versus the mapping budget.  A PROT_NONE guard page per stack
+ * splits the slab's mapping in two per stack, and vm.max_map_count defaults
+ * to 65530, so one million guarded stacks are impossible.  The first
+ * `guard_stacks` stacks (runtime option) live in guarded slabs; later slabs
+ * are unguarded.  An unguarded stack is protected by
+ *   (a) a red zone of WEFT__STACK_REDZONE bytes at its bottom whose first
+ *       words must stay zero (never written, they cost no memory: reading them
+ *       maps the kernel's shared zero page), and
+ *   (b) the stack pointer bound: a task switched out below lo + red zone
+ *       has overflowed.
+ * Both are checked at every switch out of a task (weft__stack_check).  A
+ * guarded stack is checked by the MMU; the SIGSEGV handler reports it.
+ *
+ * Invariants:
+ *  1. A stack is in exactly one place: a running/parked task, a worker's cache,
+ *     or the pool's free list.
+ *  2. Every byte of a slab stays mapped until the pool is destroyed, so a
+ *     late reader (a waker touching a finished task's struct) never faults.
+ *  3. The red zone's canary words of a stack on a free list are zero.
+ *
+ * Rejected: one mmap per stack (caps a process near 32k tasks with guards);
+ * growing stacks by copying (C has no movable frames); malloc'd stacks
+ * (commit everything, no guard at all).
+ */
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "runtime.h"
+#include "stack.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define WEFT_HAVE_VALGRIND 1
+#endif
+#endif
+#ifdef WEFT_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+/* A slab is about this big: 256 stacks of 64 KiB, so one million tasks take
+ * about 4k mappings when unguarded. */
+#define SLAB_BYTES ((size_t)16 << 20)
+/* Cache bounds: refill and spill in batches so the pool lock is rare. */
+#define CACHE_MAX 64
+#define CACHE_BATCH 32
+
+static size_t task_offset(void)
+{
+    return (sizeof(weft_task) + 63) & ~(size_t)63;
+}
+
+int weft__stack_pool_init(weft__stack_pool *p, size_t stack_size, size_t guard_budget)
+{
+    memset(p, 0, sizeof *p);
+    p->page = (size_t)sysconf(_SC_PAGESIZE);
+    p->stride = (stack_size + p->page - 1) & ~(p->page - 1);
+    p->guard_budget = guard_budget;
+    return pthread_mutex_init(&p->lock, NULL);
+}
+
+void weft__stack_pool_destroy(weft__stack_pool *p)
+{
+    for (weft__slab *s = p->slabs, *n; s; s = n) {
+        n = s->next;
+#ifdef WEFT_HAVE_VALGRIND
+        /* Stacks were registered one by one; Valgrind forgets them with the
+         * mapping, but deregistering keeps its table small across runtimes. */
+#endif
+        munmap(s->base, s->len);
+        free(s);
+    }
+    pthread_mutex_destroy(&p->lock);
+}
+
+/* Maps a new slab; lock held. */
+static int slab_new(weft__stack_pool *p)
+{
+    size_t n = SLAB_BYTES / p->stride;
+    if (n == 0) n = 1;
+    bool guarded = p->guard_budget >= n;
+    size_t len = n * p->stride;
+    weft__slab *s = malloc(sizeof *s);
+    if (!s) return ENOMEM;
+    char *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED) {
+        free(s);
+        return ENOMEM;
+    }
+    if (guarded) {
+        for (size_t i = 0; i < n; i++) {
+            if (mprotect(base + i * p->stride, p->page, PROT_NONE) != 0) {
+                /* Out of mappings: keep the slab, unguarded from here on. */
+                for (size_t j = 0; j < i; j++)
+                    mprotect(base + j * p->stride, p->page, PROT_READ | PROT_WRITE);
+                guarded = false;
+                p->guard_budget = 0;
+                break;
+            }
+        }
+        if (guarded) p->guard_budget -= n;
+    }
+    s->base = base;
+    s->len = len;
+    s->next = p->slabs;
+    p->slabs = s;
+    p->carve = base;
+    p->carve_end = base + len;
+    p->carve_guarded = guarded;
+    return 0;
+}
+
+/* Carves one stack from the newest slab; lock held. */
+static weft_task *carve(weft__stack_pool *p)
+{
+    if (p->carve == p->carve_end && slab_new(p) != 0) return NULL;
+    char *base = p->carve;
+    p->carve += p->stride;
+    char *hi = base + p->stride;
+    weft_task *t = (weft_task *)(void *)(hi - task_offset());
+    t->stack.lo = p->carve_guarded ? base + p->page : base;
+    t->stack.hi = hi;
+    t->stack.guarded = p->carve_guarded;
+#ifdef WEFT_HAVE_VALGRIND
+    t->stack.vg_id = VALGRIND_STACK_REGISTER(t->stack.lo, hi);
+#else
+    t->stack.vg_id = 0;
+#endif
+    return t;
+}
+
+static weft_task *pool_take(weft__stack_pool *p, weft__stack_cache *c)
+{
+    weft_task *got = NULL;
+    WEFT_CHECK(pthread_mutex_lock(&p->lock));
+    unsigned want = c ? CACHE_BATCH : 1;
+    for (unsigned i = 0; i < want; i++) {
+        weft_task *t = p->free;
+        if (t) {
+            p->free = t->link;
+            p->nfree--;
+        } else {
+            t = carve(p);
+            if (!t) break;
+        }
+        if (!got) {
+            got = t;
+        } else {
+            t->link = c->head;
+            c->head = t;
+            c->n++;
+        }
+    }
+    WEFT_CHECK(pthread_mutex_unlock(&p->lock));
+    return got;
+}
+
+weft_task *weft__stack_get(weft__stack_pool *p, weft__stack_cache *c)
+{
+    weft_task *t;
+    if (c && c->head) {
+        t = c->head;
+        c->head = t->link;
+        c->n--;
+    } else {
+        t = pool_take(p, c);
+        if (!t) return NULL;
+    }
+#ifdef WEFT_ASAN
+    /* A finished task never unwinds its last frames; forget their poison. */
+    __asan_unpoison_memory_region(t->stack.lo, (size_t)(t->stack.hi - t->stack.lo));
+#endif
+    return t;
+}
+
+void weft__stack_put(weft__stack_pool *p, weft__stack_cache *c, weft_task *t)
+{
+    if (c) {
+        t->link = c->head;
+        c->head = t;
+        if (++c->n <= CACHE_MAX) return;
+        /* Spill a batch to the pool. */
+        weft_task *first = c->head, *last = first;
+        for (unsigned i = 1; i < CACHE_BATCH; i++) last = last->link;
+        c->head = last->link;
+        c->n -= CACHE_BATCH;
+        WEFT_CHECK(pthread_mutex_lock(&p->lock));
+        last->link = p->free;
+        p->free = first;
+        p->nfree += CACHE_BATCH;
+        WEFT_CHECK(pthread_mutex_unlock(&p->lock));
+        return;
+    }
+    WEFT_CHECK(pthread_mutex_lock(&p->lock));
+    t->link = p->free;
+    p->free = t;
+    p->nfree++;
+    WEFT_CHECK(pthread_mutex_unlock(&p->lock));
+}
+
+void weft__stack_cache_flush(weft__stack_pool *p, weft__stack_cache *c)
+{
+    while (c->head) {
+        weft_task *t = c->head;
+        c->head = t->link;
+        weft__stack_put(p, NULL, t);
+    }
+    c->n = 0;
+}
+
+_Noreturn void weft__stack_overflow(weft_task *t)
+{
+    char buf[256];
+    const char *name = "?";
+    Dl_info info;
+    if (t && dladdr((void *)(uintptr_t)t->fn, &info) && info.dli_sname) name = info.dli_sname;
+    int n = snprintf(buf, sizeof buf,
+                     "weft: task stack overflow (task %p, entry %s at %p, stack %p-%p, %s)\n",
+                     (void *)t, name, t ? (void *)(uintptr_t)t->fn : NULL,
+                     t ? (void *)t->stack.lo : NULL, t ? (void *)t->stack.hi : NULL,
+                     t && t->stack.guarded ? "guard page hit" : "red zone reached");
+    if (n > 0) {
+        ssize_t w = write(STDERR_FILENO, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+        (void)w;
+    }
+    abort();
+}
+
+void weft__stack_check(weft_task *t, const void *sp)
+{
+    const char *lo = t->stack.lo;
+    if (WEFT_UNLIKELY((const char *)sp < lo + WEFT__STACK_REDZONE)) weft__stack_overflow(t);
+    if (!t->stack.guarded) {
+        const volatile uint64_t *canary = (const volatile uint64_t *)(const void *)lo;
+        if (WEFT_UNLIKELY((canary[0] | canary[1] | canary[2] | canary[3]) != 0))
+            weft__stack_overflow(t);
+    }
+}
+
+/* --- the SIGSEGV handler for guard-page hits ---------------------------- */
+
+static struct sigaction old_segv;
+static pthread_once_t segv_once = PTHREAD_ONCE_INIT;
+
+static void segv_handler(int sig, siginfo_t *si, void *uc)
+{
+    weft__worker *w = weft__worker_self();
+    weft_task *t = w ? w->current : NULL;
+    if (t && t->stack.guarded) {
+        const char *a = si->si_addr;
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        if (a >= t->stack.lo - page && a < t->stack.lo + WEFT__STACK_REDZONE)
+            weft__stack_overflow(t);
+    }
+    /* Not ours: hand it to whoever was installed before us. */
+    if (old_segv.sa_flags & SA_SIGINFO) {
+        old_segv.sa_sigaction(sig, si, uc);
+    } else if (old_segv.sa_handler != SIG_DFL && old_segv.sa_handler != SIG_IGN) {
+        old_segv.sa_handler(sig);
+    } else {
+        signal(SIGSEGV, SIG_DFL); /* returning re-faults into the default action */
+    }
+}
+
+static void install_once(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+}
+
+void weft__stack_install_handler(void)
+{
+    pthread_once(&segv_once, install_once);
+}
+
+void *weft__stack_altstack_on(void)
+{
+    size_t sz = 64 * 1024;
+    void *mem = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return NULL;
+    stack_t ss = {.ss_sp = mem, .ss_size = sz, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) != 0) {
+        munmap(mem, sz);
+        return NULL;
+    }
+    return mem;
+}
+
+void weft__stack_altstack_off(void *mem)
+{
+    if (!mem) return;
+    stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+    sigaltstack(&ss, NULL);
+    munmap(mem, 64 * 1024);
+}

@@ -1,0 +1,58 @@
+/*
+ * Sleeping.  A task's sleep is a waiter (wait.c) in its worker's timer heap:
+ * the worker's timer firing is the completer, a cancel is the canceller, and
+ * the heap lock orders insertion against the runtime-wide cancel sweep (a
+ * sleep that starts after the sweep sees `cancelled` under the same lock).
+ * A plain pthread's sleep is a waiter whose own futex deadline commits it.
+ */
+#include <errno.h>
+
+#include "runtime.h"
+
+uint64_t weft_now(void)
+{
+    return weft__now();
+}
+
+static void timer_unlink(weft__waiter *w)
+{
+    weft__timers *h = w->obj;
+    weft__timers_lock(h);
+    weft__timers_remove_locked(h, w);
+    weft__timers_unlock(h);
+}
+
+static const weft__waiter_ops timer_ops = {.unlink = timer_unlink};
+
+int weft_sleep_until(uint64_t deadline)
+{
+    weft__worker *wk = weft__worker_self();
+    if (!wk || !wk->current) {
+        weft__waiter w;
+        weft__waiter_init(&w, NULL, NULL);
+        int rc = weft__waiter_park(&w, deadline ? deadline : 1);
+        return rc == ETIMEDOUT ? 0 : rc;
+    }
+    if (weft__cancelled()) return ECANCELED;
+    if (deadline <= weft__now()) return weft_yield();
+    weft__timers *h = &wk->timers;
+    weft__waiter w;
+    weft__waiter_init(&w, &timer_ops, h);
+    w.deadline = deadline;
+    weft__timers_lock(h);
+    int rc = atomic_load_explicit(&wk->rt->cancelled, memory_order_acquire)
+                 ? ECANCELED
+                 : weft__timers_add_locked(h, &w);
+    weft__timers_unlock(h);
+    if (rc) {
+        atomic_store_explicit(&w.task->park, WEFT__P_RUNNING, memory_order_relaxed);
+        return rc;
+    }
+    return weft__waiter_park(&w, 0);
+}
+
+int weft_sleep(uint64_t ns)
+{
+    uint64_t now = weft__now();
+    return weft_sleep_until(ns > UINT64_MAX - now ? UINT64_MAX : now + ns);
+}

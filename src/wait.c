@@ -1,0 +1,132 @@
+/*
+ * The waiter protocol: every blocking operation in weft parks through here.
+ *
+ * A blocked call is represented by a weft__waiter on the blocker's stack.
+ * Its `state` moves exactly once out of WAITING:
+ *
+ *      WAITING --claim (completer)--> CLAIMED --complete--> DONE
+ *         \
+ *          ---abort (canceller)-----> ABORTED
+ *
+ * Both transitions out of WAITING are CASes on the same word, so exactly one
+ * of "the operation committed" and "the operation was cancelled" wins
+ * (invariant 1).  This is the same decision Trio's abort_fn, Go's selectDone
+ * and the Kotlin channel's interrupted cells make; here it is one CAS that
+ * works across OS threads.
+ *
+ * Invariants:
+ *  1. state leaves WAITING once, by a successful CAS of claim or abort.
+ *  2. Only the CAS winner writes `result` and wakes the owner, exactly once.
+ *  3. The winner reads everything it needs from the waiter before the wake
+ *     and touches nothing of it afterwards: the owner may return at once and
+ *     its stack frame (which holds the waiter) be reused.
+ *  4. The owner reads `result` only after being woken, and the wake is a
+ *     release that its resumption acquires (the run-queue hand-off for a task,
+ *     the futex word for a pthread), so it sees the winner's writes.
+ *  5. A canceller that lost the CAS does nothing: the operation committed and
+ *     the blocker returns success (a cancel shows at its next checkpoint).
+ *
+ * Owners.  A task owner parks by switching out (worker.c's PARKING/PARKED
+ * hand-shake makes a wake that arrives before the switch finished safe).  A
+ * plain-pthread owner waits on the futex word in the waiter: 0 = waiting,
+ * 2 = asleep in the kernel, 1 = woken.  The waker exchanges in 1 and issues
+ * FUTEX_WAKE only when it saw 2; the syscall on an address whose frame may
+ * already be gone is harmless (at worst a spurious wake-up elsewhere, which
+ * every futex waiter tolerates).
+ *
+ * The protocol is model-checked in tests/model/waiter.pml.
+ */
+#include "runtime.h"
+#include "wait.h"
+
+/* Spins before a plain pthread sleeps in the kernel: a hand-off from a
+ * running partner usually lands within a few hundred nanoseconds. */
+#define PTHREAD_SPINS 200
+
+void weft__waiter_init(weft__waiter *w, const weft__waiter_ops *ops, void *obj)
+{
+    atomic_init(&w->state, WEFT__W_WAITING);
+    w->result = 0;
+    w->ops = ops;
+    w->obj = obj;
+    w->slot = NULL;
+    w->deadline = 0;
+    w->heap_idx = WEFT__HEAP_NONE;
+    w->next = w->prev = NULL;
+    atomic_init(&w->futex, 0);
+    weft__worker *wk = weft__worker_self();
+    w->task = wk ? wk->current : NULL;
+    /* relaxed: published to wakers by whatever release links the waiter
+     * where completers find it (worker.c invariant 4). */
+    if (w->task) atomic_store_explicit(&w->task->park, WEFT__P_PARKING, memory_order_relaxed);
+}
+
+void weft__waiter_wake(weft__waiter *w)
+{
+    weft_task *t = w->task;
+    if (t) {
+        /* acq_rel: pairs with the exchange in weft__after_switch; exactly one
+         * of the two sees the other's value and enqueues the task. */
+        if (atomic_exchange_explicit(&t->park, WEFT__P_WOKEN, memory_order_acq_rel) ==
+            WEFT__P_PARKED)
+            weft__make_runnable(t);
+        return;
+    }
+    /* release: publishes result; pairs with the acquire loads in park(). */
+    if (atomic_exchange_explicit(&w->futex, 1, memory_order_release) == 2)
+        weft__futex_wake(&w->futex, 1);
+}
+
+void weft__waiter_complete(weft__waiter *w, int result)
+{
+    w->result = result;
+    /* release: a hint for observers; the owner synchronises through wake. */
+    atomic_store_explicit(&w->state, WEFT__W_DONE, memory_order_release);
+    weft__waiter_wake(w);
+}
+
+bool weft__waiter_abort(weft__waiter *w, int code)
+{
+    int exp = WEFT__W_WAITING;
+    /* acq_rel: pairs with claim()'s CAS (invariant 1). */
+    if (!atomic_compare_exchange_strong_explicit(&w->state, &exp, WEFT__W_ABORTED,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return false;
+    if (w->ops && w->ops->unlink) w->ops->unlink(w);
+    w->result = code;
+    weft__waiter_wake(w);
+    return true;
+}
+
+static int park_thread(weft__waiter *w, uint64_t deadline)
+{
+    for (int i = 0; i < PTHREAD_SPINS; i++) {
+        /* acquire: pairs with the release exchange in wake (invariant 4). */
+        if (atomic_load_explicit(&w->futex, memory_order_acquire) == 1) return w->result;
+        weft__cpu_relax();
+    }
+    uint32_t exp = 0;
+    if (atomic_compare_exchange_strong_explicit(&w->futex, &exp, 2, memory_order_acquire,
+                                                memory_order_acquire)) {
+        for (;;) {
+            bool in_time = weft__futex_wait(&w->futex, 2, deadline);
+            if (atomic_load_explicit(&w->futex, memory_order_acquire) == 1) break;
+            if (!in_time) {
+                /* Our own deadline is a canceller like any other: if it
+                 * wins, we wake ourselves (futex = 1) and return its code. */
+                weft__waiter_abort(w, ETIMEDOUT);
+                deadline = 0;
+            }
+        }
+    }
+    return w->result;
+}
+
+int weft__waiter_park(weft__waiter *w, uint64_t pthread_deadline)
+{
+    if (w->task) {
+        weft__task_switch_out(weft__worker_self(), w->task, WEFT__SW_PARK);
+        return w->result;
+    }
+    return park_thread(w, pthread_deadline);
+}

@@ -12,13 +12,19 @@
  * to 65530, so one million guarded stacks are impossible.  The first
  * `guard_stacks` stacks (runtime option) live in guarded slabs; later slabs
  * are unguarded.  An unguarded stack is protected by
- *   (a) a red zone of WEFT__STACK_REDZONE bytes at its bottom whose first
- *       words must stay zero (never written, they cost no memory: reading them
- *       maps the kernel's shared zero page), and
+ *   (a) a red zone of WEFT__STACK_REDZONE bytes at its bottom whose canary
+ *       words (four at its top, four at its bottom) must stay zero (never
+ *       written, they cost no memory: reading them maps the kernel's shared
+ *       zero page), and
  *   (b) the stack pointer bound: a task switched out below lo + red zone
  *       has overflowed.
  * Both are checked at every switch out of a task (weft__stack_check).  A
- * guarded stack is checked by the MMU; the SIGSEGV handler reports it.
+ * guarded stack is checked by the MMU; the SIGSEGV handler reports it, and
+ * also reports a fault within 1 MiB below an unguarded stack (an overrun that
+ * left the slab).  An overrun of an unguarded stack that skips the whole red
+ * zone with one frame and writes into the neighbouring stack before the next
+ * switch may corrupt that neighbour before it is reported: that is the
+ * price of the mapping budget, and why guard_stacks is an option.
  *
  * Invariants:
  *  1. A stack is in exactly one place: a running/parked task, a worker's cache,
@@ -248,8 +254,11 @@ void weft__stack_check(weft_task *t, const void *sp)
     const char *lo = t->stack.lo;
     if (WEFT_UNLIKELY((const char *)sp < lo + WEFT__STACK_REDZONE)) weft__stack_overflow(t);
     if (!t->stack.guarded) {
-        const volatile uint64_t *canary = (const volatile uint64_t *)(const void *)lo;
-        if (WEFT_UNLIKELY((canary[0] | canary[1] | canary[2] | canary[3]) != 0))
+        const volatile uint64_t *bottom = (const volatile uint64_t *)(const void *)lo;
+        const volatile uint64_t *top =
+            (const volatile uint64_t *)(const void *)(lo + WEFT__STACK_REDZONE) - 4;
+        if (WEFT_UNLIKELY((bottom[0] | bottom[1] | bottom[2] | bottom[3] | top[0] | top[1] |
+                           top[2] | top[3]) != 0))
             weft__stack_overflow(t);
     }
 }
@@ -263,10 +272,10 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
 {
     weft__worker *w = weft__worker_self();
     weft_task *t = w ? w->current : NULL;
-    if (t && t->stack.guarded) {
+    if (t) {
         const char *a = si->si_addr;
-        size_t page = (size_t)sysconf(_SC_PAGESIZE);
-        if (a >= t->stack.lo - page && a < t->stack.lo + WEFT__STACK_REDZONE)
+        size_t below = t->stack.guarded ? (size_t)sysconf(_SC_PAGESIZE) : (size_t)1 << 20;
+        if (a >= t->stack.lo - below && a < t->stack.lo + WEFT__STACK_REDZONE)
             weft__stack_overflow(t);
     }
     /* Not ours: hand it to whoever was installed before us. */

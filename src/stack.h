@@ -46,8 +46,10 @@ typedef struct weft__stack_cache {
 
 /* Bytes at the bottom of every stack that a task must never reach: an
  * overflow is reported when the stack pointer is found in it at a switch, or
- * when its canary words are not zero. */
-#define WEFT__STACK_REDZONE 256
+ * when its canary words (at its top and at its bottom) are not zero.  One
+ * page: larger than almost any single frame, so a frame that overruns the
+ * usable stack lands in it; never touched, so it costs address space only. */
+#define WEFT__STACK_REDZONE 4096
 
 struct weft_task;
 int weft__stack_pool_init(weft__stack_pool *p, size_t stack_size, size_t guard_budget);

@@ -93,6 +93,8 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #define FAIR_TICK 61
 /* Injector batch: one lock round trip serves several tasks. */
 #define INJECT_BATCH 16
+/* Expired timers popped per heap lock round trip. */
+#define TIMER_BATCH 32
 
 static _Thread_local weft__worker *tls_worker;
 
@@ -307,12 +309,19 @@ void weft__timers_run(weft__worker *w, uint64_t now)
     weft__timers *h = &w->timers;
     if (atomic_load_explicit(&h->next, memory_order_relaxed) > now) return;
     for (;;) {
+        weft__waiter *batch[TIMER_BATCH];
+        size_t n = 0;
         weft__timers_lock(h);
-        weft__waiter *wt = weft__timers_pop_locked(h, now);
+        while (n < TIMER_BATCH && (batch[n] = weft__timers_pop_locked(h, now))) n++;
         weft__timers_unlock(h);
-        if (!wt) return;
-        /* The deadline is the sleep's commit: claim it unless cancelled. */
-        if (weft__waiter_claim(wt)) weft__waiter_complete(wt, 0);
+        /* Latest deadline first: each wake-up displaces the previous one from
+         * the next slot to the deque, so the earliest runs first and the rest
+         * follow in deadline order (the deque pops LIFO). */
+        for (size_t i = n; i-- > 0;) {
+            /* The deadline is the sleep's commit: claim it unless cancelled. */
+            if (weft__waiter_claim(batch[i])) weft__waiter_complete(batch[i], 0);
+        }
+        if (n < TIMER_BATCH) return;
     }
 }
 

@@ -1,0 +1,89 @@
+/* Chase-Lev deque (src/sched/deque.c): sequential semantics, growth, and
+ * every pushed item taken exactly once under concurrent steals. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "sched/deque.h"
+
+#define ITEM(i) ((void *)(uintptr_t)((i) + 2)) /* 0 and 1 are EMPTY and ABORT */
+#define INDEX(x) ((uintptr_t)(x) - 2)
+
+Test(deque, owner_is_lifo_thief_is_fifo, .timeout = 10)
+{
+    weft__deque q;
+    cr_assert_eq(weft__dq_init(&q, 2), 0);
+    for (int i = 0; i < 3; i++) cr_assert_eq(weft__dq_push(&q, ITEM(i)), 0);
+    cr_assert_eq(weft__dq_steal(&q), ITEM(0));
+    cr_assert_eq(weft__dq_take(&q), ITEM(2));
+    cr_assert_eq(weft__dq_take(&q), ITEM(1));
+    cr_assert_eq(weft__dq_take(&q), WEFT__DQ_EMPTY);
+    cr_assert_eq(weft__dq_steal(&q), WEFT__DQ_EMPTY);
+    weft__dq_destroy(&q);
+}
+
+Test(deque, grows_and_keeps_order, .timeout = 10)
+{
+    weft__deque q;
+    cr_assert_eq(weft__dq_init(&q, 1), 0);
+    for (int i = 0; i < 1000; i++) cr_assert_eq(weft__dq_push(&q, ITEM(i)), 0);
+    cr_assert_eq(weft__dq_size(&q), 1000);
+    for (int i = 0; i < 500; i++) cr_assert_eq(weft__dq_steal(&q), ITEM(i));
+    for (int i = 999; i >= 500; i--) cr_assert_eq(weft__dq_take(&q), ITEM(i));
+    cr_assert_eq(weft__dq_take(&q), WEFT__DQ_EMPTY);
+    weft__dq_destroy(&q);
+}
+
+#define N_ITEMS 400000
+#define N_THIEVES 3
+static weft__deque cq;
+static _Atomic int seen[N_ITEMS];
+static atomic_bool owner_done;
+
+static void record(void *x)
+{
+    cr_assert(x != WEFT__DQ_EMPTY && x != WEFT__DQ_ABORT);
+    uintptr_t i = INDEX(x);
+    cr_assert_lt(i, N_ITEMS);
+    atomic_fetch_add(&seen[i], 1);
+}
+
+static void *thief(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        void *x = weft__dq_steal(&cq);
+        if (x == WEFT__DQ_ABORT) continue;
+        if (x == WEFT__DQ_EMPTY) {
+            if (atomic_load(&owner_done) && weft__dq_size(&cq) <= 0) return NULL;
+            continue;
+        }
+        record(x);
+    }
+}
+
+Test(deque, concurrent_steals_take_each_item_exactly_once, .timeout = 60)
+{
+    cr_assert_eq(weft__dq_init(&cq, 3), 0); /* small, so it grows under the thieves */
+    pthread_t th[N_THIEVES];
+    for (int i = 0; i < N_THIEVES; i++) cr_assert_eq(pthread_create(&th[i], NULL, thief, NULL), 0);
+    unsigned rng = 12345;
+    int next = 0;
+    while (next < N_ITEMS) {
+        int burst = (int)((rng = rng * 1103515245u + 12345u) >> 16) % 64 + 1;
+        for (int k = 0; k < burst && next < N_ITEMS; k++) cr_assert_eq(weft__dq_push(&cq, ITEM(next++)), 0);
+        int takes = (int)((rng = rng * 1103515245u + 12345u) >> 16) % 48;
+        for (int k = 0; k < takes; k++) {
+            void *x = weft__dq_take(&cq);
+            if (x == WEFT__DQ_EMPTY) break;
+            record(x);
+        }
+    }
+    for (void *x; (x = weft__dq_take(&cq)) != WEFT__DQ_EMPTY;) record(x);
+    atomic_store(&owner_done, true);
+    for (int i = 0; i < N_THIEVES; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < N_ITEMS; i++) cr_assert_eq(atomic_load(&seen[i]), 1, "item %d seen %d times", i, seen[i]);
+    weft__dq_destroy(&cq);
+}

@@ -1,0 +1,299 @@
+/* Tasks and the runtime (src/task.c, src/runtime.c, src/sched/worker.c):
+ * spawn, join, detach, yield, current, spawning from plain pthreads,
+ * shutdown, and bad input. */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+
+#include "helpers.h"
+
+static int times3(void *arg)
+{
+    return (int)(intptr_t)arg * 3;
+}
+
+static int spawn_many(void *arg)
+{
+    int n = (int)(intptr_t)arg;
+    weft_task **ts = malloc(sizeof *ts * (size_t)n);
+    for (int i = 0; i < n; i++) cr_assert_eq(weft_spawn(&ts[i], times3, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < n; i++) {
+        int st = -1;
+        cr_assert_eq(weft_join(ts[i], &st), 0);
+        cr_assert_eq(st, i * 3);
+    }
+    free(ts);
+    return 0;
+}
+
+Test(task, spawn_join_returns_each_status_on_1_2_4_8_workers, .timeout = 30)
+{
+    FOR_EACH_WORKERS(n) cr_assert_eq(run_on(n, spawn_many, (void *)5000), 0);
+}
+
+static int fib(void *arg)
+{
+    intptr_t n = (intptr_t)arg;
+    if (n < 2) return (int)n;
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, fib, (void *)(n - 1)), 0);
+    int a = fib((void *)(n - 2)), b;
+    cr_assert_eq(weft_join(t, &b), 0);
+    return a + b;
+}
+
+Test(task, nested_spawn_tree_computes_fib_on_1_2_4_8_workers, .timeout = 30)
+{
+    FOR_EACH_WORKERS(n) cr_assert_eq(run_on(n, fib, (void *)20), 6765);
+}
+
+static _Atomic int detached_ran;
+static int bump(void *arg)
+{
+    (void)arg;
+    weft_yield();
+    atomic_fetch_add(&detached_ran, 1);
+    return 0;
+}
+
+static int spawn_detached(void *arg)
+{
+    int n = (int)(intptr_t)arg;
+    for (int i = 0; i < n; i++) cr_assert_eq(weft_spawn(NULL, bump, NULL), 0);
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, bump, NULL), 0);
+    weft_task_detach(t);
+    while (atomic_load(&detached_ran) < n + 1) weft_yield();
+    return 0;
+}
+
+Test(task, detached_tasks_run_and_are_freed, .timeout = 30)
+{
+    atomic_store(&detached_ran, 0);
+    cr_assert_eq(run_on(2, spawn_detached, (void *)10000), 0);
+    cr_assert_eq(atomic_load(&detached_ran), 10001);
+}
+
+static int misuse(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_join(weft_current(), NULL), EDEADLK);
+    cr_assert_eq(weft_join(NULL, NULL), EINVAL);
+    cr_assert_eq(weft_spawn(NULL, NULL, NULL), EINVAL);
+    cr_assert_eq(weft_runtime_run(weft_runtime_current(), times3, NULL, NULL), EPERM);
+    cr_assert_eq(weft_runtime_destroy(weft_runtime_current()), EPERM);
+    cr_assert_not_null(weft_current());
+    cr_assert_not_null(weft_runtime_current());
+    return 0;
+}
+
+Test(task, misuse_gets_clear_errors, .timeout = 10)
+{
+    cr_assert_eq(run_on(2, misuse, NULL), 0);
+}
+
+static int blocker(void *arg)
+{
+    (void)arg;
+    weft_sleep(20 * 1000 * 1000);
+    return 9;
+}
+
+static int second_joiner(void *arg)
+{
+    return weft_join(arg, NULL);
+}
+
+static int double_join(void *arg)
+{
+    (void)arg;
+    weft_task *t, *j;
+    cr_assert_eq(weft_spawn(&t, blocker, NULL), 0);
+    cr_assert_eq(weft_spawn(&j, second_joiner, t), 0);
+    weft_sleep(1000 * 1000); /* let the second joiner block first */
+    int st = -1, jst = -1;
+    /* We are the second joiner of t: refused, and t stays joinable. */
+    cr_assert_eq(weft_join(t, NULL), EINVAL);
+    cr_assert_eq(weft_join(j, &jst), 0);
+    cr_assert_eq(jst, 0);
+    (void)st;
+    return 0;
+}
+
+Test(task, a_second_concurrent_joiner_gets_einval, .timeout = 10)
+{
+    cr_assert_eq(run_on(2, double_join, NULL), 0);
+}
+
+static int plain_thread_checks(void *arg)
+{
+    (void)arg;
+    cr_assert_null(weft_current());
+    cr_assert_null(weft_runtime_current());
+    cr_assert_eq(weft_spawn(NULL, times3, NULL), EPERM);
+    cr_assert_eq(weft_yield(), 0);
+    return 0;
+}
+
+Test(task, plain_pthread_has_no_current_task_and_cannot_weft_spawn, .timeout = 10)
+{
+    cr_assert_eq(run_on_pthread(plain_thread_checks, NULL), 0);
+}
+
+struct feeder {
+    weft_runtime *rt;
+    int n;
+    int base;
+};
+
+static void *feed(void *p)
+{
+    struct feeder *f = p;
+    weft_task **ts = malloc(sizeof *ts * (size_t)f->n);
+    for (int i = 0; i < f->n; i++)
+        cr_assert_eq(weft_runtime_spawn(f->rt, &ts[i], times3, (void *)(intptr_t)(f->base + i)), 0);
+    for (int i = 0; i < f->n; i++) {
+        int st;
+        cr_assert_eq(weft_join(ts[i], &st), 0); /* join from a plain pthread */
+        cr_assert_eq(st, (f->base + i) * 3);
+    }
+    free(ts);
+    return NULL;
+}
+
+Test(task, spawns_and_joins_from_several_plain_pthreads_at_once, .timeout = 60)
+{
+    FOR_EACH_WORKERS(n) {
+        weft_options o;
+        weft_options_init(&o);
+        o.workers = n;
+        weft_runtime *rt;
+        cr_assert_eq(weft_runtime_create(&rt, &o), 0);
+        enum { THREADS = 4, EACH = 5000 };
+        pthread_t th[THREADS];
+        struct feeder f[THREADS];
+        for (int i = 0; i < THREADS; i++) {
+            f[i] = (struct feeder){rt, EACH, i * EACH};
+            cr_assert_eq(pthread_create(&th[i], NULL, feed, &f[i]), 0);
+        }
+        for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+        cr_assert_eq(weft_runtime_destroy(rt), 0);
+    }
+}
+
+#define ROUNDS 50
+static int ylog[3 * ROUNDS];
+static int ylen;
+
+static int yield_logger(void *arg)
+{
+    for (int r = 0; r < ROUNDS; r++) {
+        ylog[ylen++] = (int)(intptr_t)arg; /* one worker: no race */
+        cr_assert_eq(weft_yield(), 0);
+    }
+    return 0;
+}
+
+static int three_yielders(void *arg)
+{
+    (void)arg;
+    weft_task *t[3];
+    for (int i = 0; i < 3; i++) cr_assert_eq(weft_spawn(&t[i], yield_logger, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < 3; i++) cr_assert_eq(weft_join(t[i], NULL), 0);
+    return 0;
+}
+
+Test(task, yield_takes_turns_round_robin_on_one_worker, .timeout = 10)
+{
+    ylen = 0;
+    cr_assert_eq(run_on(1, three_yielders, NULL), 0);
+    cr_assert_eq(ylen, 3 * ROUNDS);
+    /* Every window of three consecutive turns holds all three tasks. */
+    for (int i = 0; i + 3 <= ylen; i++)
+        cr_assert(ylog[i] != ylog[i + 1] && ylog[i] != ylog[i + 2] && ylog[i + 1] != ylog[i + 2],
+                  "turns %d..%d: %d %d %d", i, i + 2, ylog[i], ylog[i + 1], ylog[i + 2]);
+}
+
+static int check_identity(void *arg)
+{
+    weft_task *self = weft_current();
+    for (int i = 0; i < 200; i++) {
+        cr_assert_eq(weft_current(), self);
+        weft_yield();
+        if (i % 50 == 0) weft_sleep(100 * 1000);
+    }
+    return (int)(intptr_t)arg;
+}
+
+static int migrate(void *arg)
+{
+    (void)arg;
+    weft_task *t[64];
+    for (int i = 0; i < 64; i++) cr_assert_eq(weft_spawn(&t[i], check_identity, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < 64; i++) {
+        int st;
+        cr_assert_eq(weft_join(t[i], &st), 0);
+        cr_assert_eq(st, i);
+    }
+    return 0;
+}
+
+Test(task, current_task_is_stable_across_switches_and_migration, .timeout = 30)
+{
+    cr_assert_eq(run_on(4, migrate, NULL), 0);
+}
+
+static _Atomic int cancelled_sleepers;
+static int long_sleeper(void *arg)
+{
+    (void)arg;
+    if (weft_sleep(3600ull * 1000000000ull) == ECANCELED) atomic_fetch_add(&cancelled_sleepers, 1);
+    /* Every later checkpoint reports the cancel too. */
+    if (weft_yield() == ECANCELED && weft_sleep(1) == ECANCELED) atomic_fetch_add(&cancelled_sleepers, 1);
+    return 0;
+}
+
+Test(runtime, destroy_cancels_sleeping_tasks_and_returns, .timeout = 20)
+{
+    atomic_store(&cancelled_sleepers, 0);
+    weft_options o;
+    weft_options_init(&o);
+    o.workers = 2;
+    weft_runtime *rt;
+    cr_assert_eq(weft_runtime_create(&rt, &o), 0);
+    for (int i = 0; i < 1000; i++) cr_assert_eq(weft_runtime_spawn(rt, NULL, long_sleeper, NULL), 0);
+    weft_task *t;
+    cr_assert_eq(weft_runtime_spawn(rt, &t, long_sleeper, NULL), 0); /* never joined */
+    weft_sleep(50 * 1000 * 1000);
+    cr_assert_eq(weft_runtime_destroy(rt), 0);
+    cr_assert_eq(atomic_load(&cancelled_sleepers), 2002);
+}
+
+Test(runtime, bad_options_and_arguments_get_einval, .timeout = 10)
+{
+    weft_runtime *rt;
+    weft_options o;
+    weft_options_init(&o);
+    o.workers = 100000;
+    cr_assert_eq(weft_runtime_create(&rt, &o), EINVAL);
+    weft_options_init(&o);
+    o.stack_size = 1024;
+    cr_assert_eq(weft_runtime_create(&rt, &o), EINVAL);
+    cr_assert_eq(weft_runtime_create(NULL, NULL), EINVAL);
+    cr_assert_eq(weft_runtime_spawn(NULL, NULL, times3, NULL), EINVAL);
+    cr_assert_eq(weft_run(NULL, NULL, NULL, NULL), EINVAL);
+    cr_assert_eq(weft_runtime_destroy(NULL), EINVAL);
+}
+
+Test(runtime, default_options_use_every_cpu_and_a_runtime_can_be_reused, .timeout = 20)
+{
+    weft_runtime *rt;
+    cr_assert_eq(weft_runtime_create(&rt, NULL), 0);
+    cr_assert_geq(weft_runtime_workers(rt), 1);
+    for (int i = 0; i < 3; i++) {
+        int st = -1;
+        cr_assert_eq(weft_runtime_run(rt, times3, (void *)(intptr_t)i, &st), 0);
+        cr_assert_eq(st, i * 3);
+    }
+    cr_assert_eq(weft_runtime_destroy(rt), 0);
+}

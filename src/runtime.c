@@ -9,8 +9,17 @@
  *     with ECANCELED.  A sleep that starts later sees `cancelled` under the
  *     same lock (time.c), so no sleeper is missed.  Joins resolve as the tasks
  *     they wait for return.
- *  3. Wait until no task is alive (rt->live, futex rt->live_word; the Dekker
- *     pair is in task.c's task_finished).
+ *  3. Wait until no task is alive.  Tasks are counted without a shared
+ *     atomic on the spawn/exit path: each worker counts the tasks created
+ *     and finished on it in owner-written counters, and spawns from outside
+ *     the pool go to one atomic counter.  weft__live_tasks reads every
+ *     `finished` first, then every `spawned`: a task counted as finished was
+ *     spawned before that read, so it is counted as spawned too, and the
+ *     difference is never below the true number of live tasks at the first
+ *     read.  Once it reads 0 no task was alive at that moment, and none can
+ *     appear: only a live task or an outside spawn (refused once cancelled)
+ *     creates one.  Destroy polls (every millisecond): it is not a hot path,
+ *     and this keeps two locked instructions off every task's life.
  *  4. stopping = true, wake every parked worker, join the pthreads.  Each
  *     worker finishes the bookkeeping of its last switch before it exits.
  *  5. Free the deques, timer heaps, and the stack slabs (which hold every
@@ -21,6 +30,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runtime.h"
@@ -173,11 +183,21 @@ int weft_runtime_create(weft_runtime **out, const weft_options *opt_in)
 int weft_runtime_spawn(weft_runtime *rt, weft_task **out, weft_fn fn, void *arg)
 {
     if (!rt || !fn) return EINVAL;
-    if (atomic_load_explicit(&rt->cancelled, memory_order_acquire)) return ECANCELED;
+    /* seq_cst (both): Dekker pair with destroy's store of cancelled and its
+     * read of the counters: either we see cancelled, or destroy counts us
+     * and waits for the task. */
+    atomic_fetch_add_explicit(&rt->spawned_outside, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&rt->cancelled, memory_order_seq_cst)) {
+        atomic_fetch_sub_explicit(&rt->spawned_outside, 1, memory_order_seq_cst);
+        return ECANCELED;
+    }
     weft__worker *w = weft__worker_self();
     weft_task *t;
     int rc = weft__task_new(rt, w, fn, arg, out == NULL, &t);
-    if (rc) return rc;
+    if (rc) {
+        atomic_fetch_sub_explicit(&rt->spawned_outside, 1, memory_order_seq_cst);
+        return rc;
+    }
     if (out) *out = t;
     weft__make_runnable(t);
     return 0;
@@ -192,6 +212,19 @@ int weft_runtime_run(weft_runtime *rt, weft_fn fn, void *arg, int *status)
     int rc = weft_runtime_spawn(rt, &t, fn, arg);
     if (rc) return rc;
     return weft_join(t, status);
+}
+
+uint64_t weft__live_tasks(weft_runtime *rt)
+{
+    uint64_t finished = 0, spawned = 0;
+    /* acquire: pairs with the release stores of the counters (task.c). */
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        finished += atomic_load_explicit(&rt->workers[i].finished, memory_order_acquire);
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        spawned += atomic_load_explicit(&rt->workers[i].spawned, memory_order_acquire);
+    spawned += atomic_load_explicit(&rt->spawned_outside, memory_order_seq_cst);
+    WEFT_ASSERT(spawned >= finished);
+    return spawned - finished;
 }
 
 static void cancel_sleepers(weft_runtime *rt)
@@ -216,8 +249,10 @@ int weft_runtime_destroy(weft_runtime *rt)
     /* seq_cst: the Dekker pair with task_finished (task.c). */
     atomic_store_explicit(&rt->cancelled, true, memory_order_seq_cst);
     cancel_sleepers(rt);
-    while (atomic_load_explicit(&rt->live, memory_order_seq_cst) != 0)
-        weft__futex_wait(&rt->live_word, 0, 0);
+    while (weft__live_tasks(rt) != 0) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
     stop_workers(rt, rt->nworkers);
     free_runtime(rt);
     return 0;

@@ -62,6 +62,9 @@ typedef struct weft__worker {
     weft__deque dq;
     weft__timers timers;
     weft__stack_cache stacks;
+    /* Tasks created on / finished on this worker: written by the owner only
+     * (atomic stores of a private count, so destroy may read them). */
+    _Atomic uint64_t spawned, finished;
     _Alignas(WEFT_CACHELINE) _Atomic uint32_t park_word; /* futex: 0 parked, 1 woken */
     struct weft__worker *idle_next; /* guarded by rt->idle_lock */
     void *altstack;              /* signal stack for the overflow report */
@@ -85,8 +88,7 @@ struct weft_runtime {
     _Atomic int nr_idle;                              /* atomic: workers on the idle list */
     pthread_mutex_t idle_lock;
     weft__worker *idle_list;                          /* guarded by idle_lock */
-    _Alignas(WEFT_CACHELINE) _Atomic long live;       /* atomic: tasks not yet finished */
-    _Atomic uint32_t live_word;                       /* futex: destroy waits on it */
+    _Alignas(WEFT_CACHELINE) _Atomic uint64_t spawned_outside; /* atomic: by non-workers */
     _Atomic bool cancelled;                           /* atomic: destroy has begun */
     _Atomic bool stopping;                            /* atomic: workers must exit */
 };
@@ -111,6 +113,9 @@ int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, boo
                    weft_task **out);
 /* The scheduler loop of worker w; returns when the runtime stops. */
 void weft__worker_loop(weft__worker *w);
+/* Number of tasks of rt not yet finished, or a value > 0 while that cannot
+ * be decided (see runtime.c, destroy step 3). */
+uint64_t weft__live_tasks(weft_runtime *rt);
 /* Whether the calling task (or thread) is cancelled: checkpoints ask this. */
 bool weft__cancelled(void);
 /* Fire expired timers of w (and, when steal is set, other workers' too). */

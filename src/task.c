@@ -73,8 +73,6 @@ int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, boo
 #ifdef WEFT_TSAN
     t->tsan_fiber = __tsan_create_fiber(0);
 #endif
-    /* relaxed: destroy reads it with the seq_cst pattern in task exit. */
-    atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
     *out = t;
     return 0;
 }
@@ -90,15 +88,12 @@ void weft__task_unref(weft__worker *w, weft_task *t)
     weft__stack_put(&rt->stack_pool, w && w->rt == rt ? &w->stacks : NULL, t);
 }
 
-static void task_finished(weft_runtime *rt)
+/* Counts t as finished on the worker it finished on (owner-only counter).
+ * release: pairs with the acquire loads in weft__live_tasks. */
+static void task_finished(weft__worker *w)
 {
-    /* seq_cst (both): Dekker pair with destroy's store of cancelled and load
-     * of live, so either we see cancelled or destroy sees live == 0. */
-    if (atomic_fetch_sub_explicit(&rt->live, 1, memory_order_seq_cst) == 1 &&
-        atomic_load_explicit(&rt->cancelled, memory_order_seq_cst)) {
-        atomic_store_explicit(&rt->live_word, 1, memory_order_release);
-        weft__futex_wake(&rt->live_word, 1);
-    }
+    atomic_store_explicit(&w->finished, atomic_load_explicit(&w->finished, memory_order_relaxed) + 1,
+                          memory_order_release);
 }
 
 _Noreturn void weft__task_main(weft_task *t)
@@ -108,12 +103,12 @@ _Noreturn void weft__task_main(weft_task *t)
 #endif
     weft__after_switch(weft__worker_self());
     t->status = t->fn(t->arg);
-    weft_runtime *rt = t->rt;
     /* acq_rel: release publishes status to the joiner (step 1). */
     weft__waiter *j = atomic_exchange_explicit(&t->joiner, WEFT__JOIN_DONE, memory_order_acq_rel);
     if (j && weft__waiter_claim(j)) weft__waiter_complete(j, 0);
-    task_finished(rt);
-    weft__task_switch_out(weft__worker_self(), t, WEFT__SW_EXIT);
+    weft__worker *w = weft__worker_self();
+    task_finished(w);
+    weft__task_switch_out(w, t, WEFT__SW_EXIT);
     WEFT_DIE("a finished task was resumed");
 }
 
@@ -146,6 +141,10 @@ int weft_spawn(weft_task **out, weft_fn fn, void *arg)
     weft_task *t;
     int rc = weft__task_new(w->rt, w, fn, arg, out == NULL, &t);
     if (rc) return rc;
+    /* release: pairs with the acquire loads in weft__live_tasks.  The
+     * spawning task is alive, so destroy cannot finish before this. */
+    atomic_store_explicit(&w->spawned, atomic_load_explicit(&w->spawned, memory_order_relaxed) + 1,
+                          memory_order_release);
     if (out) *out = t;
     weft__make_runnable(t);
     return 0;

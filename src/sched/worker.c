@@ -96,7 +96,11 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 /* Expired timers popped per heap lock round trip. */
 #define TIMER_BATCH 32
 
-static _Thread_local weft__worker *tls_worker;
+/* initial-exec: one %fs-relative load instead of a __tls_get_addr call (the
+ * library is built position-independent, which would otherwise pick the
+ * general-dynamic model).  One pointer of static TLS is well within glibc's
+ * reserve for libraries loaded at start-up or by dlopen. */
+static _Thread_local weft__worker *tls_worker __attribute__((tls_model("initial-exec")));
 
 weft__worker *weft__worker_self(void)
 {

@@ -63,9 +63,9 @@
 /* A slab is about this big: 256 stacks of 64 KiB, so one million tasks take
  * about 4k mappings when unguarded. */
 #define SLAB_BYTES ((size_t)16 << 20)
-/* Cache bounds: refill and spill in batches so the pool lock is rare. */
-#define CACHE_MAX 64
-#define CACHE_BATCH 32
+/* Cache refills and spills move half a cache, so the pool lock is taken at
+ * most once per WEFT__STACK_CACHE_MAX / 2 stacks. */
+#define CACHE_BATCH (WEFT__STACK_CACHE_MAX / 2)
 
 static size_t task_offset(void)
 {
@@ -92,6 +92,7 @@ void weft__stack_pool_destroy(weft__stack_pool *p)
         munmap(s->base, s->len);
         free(s);
     }
+    free(p->free);
     pthread_mutex_destroy(&p->lock);
 }
 
@@ -152,42 +153,53 @@ static weft_task *carve(weft__stack_pool *p)
     return t;
 }
 
-static weft_task *pool_take(weft__stack_pool *p, weft__stack_cache *c)
+/* Moves up to want free stacks into out[]; lock held. */
+static unsigned pool_take_locked(weft__stack_pool *p, weft_task **out, unsigned want)
 {
-    weft_task *got = NULL;
-    WEFT_CHECK(pthread_mutex_lock(&p->lock));
-    unsigned want = c ? CACHE_BATCH : 1;
-    for (unsigned i = 0; i < want; i++) {
-        weft_task *t = p->free;
-        if (t) {
-            p->free = t->link;
-            p->nfree--;
-        } else {
-            t = carve(p);
-            if (!t) break;
-        }
-        if (!got) {
-            got = t;
-        } else {
-            t->link = c->head;
-            c->head = t;
-            c->n++;
-        }
+    unsigned got = 0;
+    while (got < want && p->nfree > 0) out[got++] = p->free[--p->nfree];
+    while (got < want) {
+        weft_task *t = carve(p);
+        if (!t) break;
+        out[got++] = t;
     }
-    WEFT_CHECK(pthread_mutex_unlock(&p->lock));
     return got;
+}
+
+/* Returns n stacks to the pool; lock held.  On ENOMEM growing the array the
+ * stacks stay mapped and are simply not reused (invariant 2 holds). */
+static void pool_give_locked(weft__stack_pool *p, weft_task *const *in, unsigned n)
+{
+    if (p->nfree + n > p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 1024;
+        while (cap < p->nfree + n) cap *= 2;
+        weft_task **a = realloc(p->free, cap * sizeof *a);
+        if (!a) return;
+        p->free = a;
+        p->cap = cap;
+    }
+    for (unsigned i = 0; i < n; i++) p->free[p->nfree++] = in[i];
 }
 
 weft_task *weft__stack_get(weft__stack_pool *p, weft__stack_cache *c)
 {
     weft_task *t;
-    if (c && c->head) {
-        t = c->head;
-        c->head = t->link;
-        c->n--;
+    if (c) {
+        if (c->n == 0) {
+            WEFT_CHECK(pthread_mutex_lock(&p->lock));
+            c->n = pool_take_locked(p, c->slot, CACHE_BATCH);
+            WEFT_CHECK(pthread_mutex_unlock(&p->lock));
+            if (c->n == 0) return NULL;
+        }
+        t = c->slot[--c->n];
+        /* The next spawn's task struct is probably not in cache: start
+         * loading it now, while this one is set up and run. */
+        if (c->n) __builtin_prefetch(c->slot[c->n - 1], 1);
     } else {
-        t = pool_take(p, c);
-        if (!t) return NULL;
+        WEFT_CHECK(pthread_mutex_lock(&p->lock));
+        unsigned got = pool_take_locked(p, &t, 1);
+        WEFT_CHECK(pthread_mutex_unlock(&p->lock));
+        if (!got) return NULL;
     }
 #ifdef WEFT_ASAN
     /* A finished task never unwinds its last frames; forget their poison. */
@@ -199,35 +211,27 @@ weft_task *weft__stack_get(weft__stack_pool *p, weft__stack_cache *c)
 void weft__stack_put(weft__stack_pool *p, weft__stack_cache *c, weft_task *t)
 {
     if (c) {
-        t->link = c->head;
-        c->head = t;
-        if (++c->n <= CACHE_MAX) return;
-        /* Spill a batch to the pool. */
-        weft_task *first = c->head, *last = first;
-        for (unsigned i = 1; i < CACHE_BATCH; i++) last = last->link;
-        c->head = last->link;
-        c->n -= CACHE_BATCH;
-        WEFT_CHECK(pthread_mutex_lock(&p->lock));
-        last->link = p->free;
-        p->free = first;
-        p->nfree += CACHE_BATCH;
-        WEFT_CHECK(pthread_mutex_unlock(&p->lock));
+        if (c->n == WEFT__STACK_CACHE_MAX) {
+            /* Spill the older half (the bottom of the LIFO) to the pool. */
+            WEFT_CHECK(pthread_mutex_lock(&p->lock));
+            pool_give_locked(p, c->slot, CACHE_BATCH);
+            WEFT_CHECK(pthread_mutex_unlock(&p->lock));
+            memmove(c->slot, c->slot + CACHE_BATCH, (c->n - CACHE_BATCH) * sizeof c->slot[0]);
+            c->n -= CACHE_BATCH;
+        }
+        c->slot[c->n++] = t;
         return;
     }
     WEFT_CHECK(pthread_mutex_lock(&p->lock));
-    t->link = p->free;
-    p->free = t;
-    p->nfree++;
+    pool_give_locked(p, &t, 1);
     WEFT_CHECK(pthread_mutex_unlock(&p->lock));
 }
 
 void weft__stack_cache_flush(weft__stack_pool *p, weft__stack_cache *c)
 {
-    while (c->head) {
-        weft_task *t = c->head;
-        c->head = t->link;
-        weft__stack_put(p, NULL, t);
-    }
+    WEFT_CHECK(pthread_mutex_lock(&p->lock));
+    pool_give_locked(p, c->slot, c->n);
+    WEFT_CHECK(pthread_mutex_unlock(&p->lock));
     c->n = 0;
 }
 

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct weft_task;
+
 typedef struct weft__stack {
     char *lo;        /* lowest usable byte (above the guard page, if any) */
     char *hi;        /* one past the highest byte; the task struct sits below it */
@@ -29,8 +31,8 @@ typedef struct weft__slab {
 
 typedef struct weft__stack_pool {
     pthread_mutex_t lock;
-    weft_task *free;        /* guarded by lock; linked through weft_task.link */
-    size_t nfree;           /* guarded by lock */
+    struct weft_task **free; /* guarded by lock: a stack (array) of free stacks */
+    size_t nfree, cap;       /* guarded by lock */
     weft__slab *slabs;      /* guarded by lock */
     char *carve, *carve_end; /* guarded by lock: uncarved part of the newest slab */
     bool carve_guarded;     /* guarded by lock */
@@ -39,9 +41,12 @@ typedef struct weft__stack_pool {
     size_t page;            /* immutable */
 } weft__stack_pool;
 
+/* Per-worker cache of free stacks: an array, so moving stacks in and out
+ * never touches the (cold) task structs themselves. */
+#define WEFT__STACK_CACHE_MAX 256
 typedef struct weft__stack_cache {
-    weft_task *head;  /* owner worker only */
-    unsigned n;
+    unsigned n;                                    /* owner worker only */
+    struct weft_task *slot[WEFT__STACK_CACHE_MAX]; /* owner worker only; LIFO */
 } weft__stack_cache;
 
 /* Bytes at the bottom of every stack that a task must never reach: an
@@ -51,7 +56,6 @@ typedef struct weft__stack_cache {
  * usable stack lands in it; never touched, so it costs address space only. */
 #define WEFT__STACK_REDZONE 4096
 
-struct weft_task;
 int weft__stack_pool_init(weft__stack_pool *p, size_t stack_size, size_t guard_budget);
 void weft__stack_pool_destroy(weft__stack_pool *p);
 /* A fresh task struct at the top of a stack, with .stack filled; NULL on ENOMEM. */

@@ -22,8 +22,13 @@ enum { WEFT__P_RUNNING = 0, WEFT__P_PARKING = 1, WEFT__P_PARKED = 2, WEFT__P_WOK
 /* What the context that just switched away asked the next one to finish. */
 enum { WEFT__SW_NONE = 0, WEFT__SW_YIELD, WEFT__SW_PARK, WEFT__SW_EXIT };
 
-/* weft_task.joiner when the task has returned. */
+/* weft_task.joiner when the task has returned and switched out for good. */
 #define WEFT__JOIN_DONE ((weft__waiter *)1)
+/* weft_task.joiner when the handle was released while the task runs. */
+#define WEFT__JOIN_DETACHED ((weft__waiter *)2)
+/* weft_task.joiner between the task's return and its final switch. */
+#define WEFT__JOIN_EXITING ((weft__waiter *)3)
+#define WEFT__JOIN_IS_WAITER(j) ((uintptr_t)(j) > 3)
 
 struct weft_task {
     weft__ctx ctx;               /* saved registers; the task or the worker switching it */
@@ -32,8 +37,8 @@ struct weft_task {
     void *arg;                   /* immutable */
     int status;                  /* written once before joiner is set to DONE */
     _Atomic int park;            /* atomic: WEFT__P_* */
-    _Atomic int refs;            /* atomic: running + handle */
-    _Atomic(weft__waiter *) joiner; /* atomic: NULL, a join waiter, or WEFT__JOIN_DONE */
+    _Atomic(weft__waiter *) joiner; /* atomic: NULL, a join waiter, or WEFT__JOIN_* */
+    weft__waiter *exit_waiter;   /* a joiner the exit side completes after the final switch */
     weft__stack stack;           /* immutable while the task lives */
     weft_task *link;             /* yield queue and stack pool links; owner worker */
     struct cds_wfcq_node inode;  /* injector link */
@@ -106,8 +111,8 @@ void weft__task_switch_out(weft__worker *w, weft_task *self, int action);
 void weft__after_switch(weft__worker *w);
 /* Wakes one idle worker if no worker is spinning (Go's wakep). */
 void weft__sched_wake_one(weft_runtime *rt);
-/* Releases one reference to t; frees its stack at zero. */
-void weft__task_unref(weft__worker *w, weft_task *t);
+/* Finishes a task that switched out for the last time (WEFT__SW_EXIT). */
+void weft__task_exited(weft__worker *w, weft_task *t);
 /* Creates a task (not yet runnable). */
 int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, bool detached,
                    weft_task **out);

@@ -4,24 +4,35 @@
  * A task's struct lives at the top of its own stack (stack.c), so a task
  * costs one allocation from the stack pool and, until it goes deep, one page.
  *
- * Reference counts (t->refs): one for the running task, one for the handle
- * (none for a detached task).  The running reference is dropped by the
- * context that runs after the task's final switch (weft__after_switch,
- * WEFT__SW_EXIT): a task cannot free the stack it is running on.  The handle
- * reference is dropped by weft_join or weft_task_detach.  At zero the stack
- * returns to the pool.
+ * Lifetime.  Two parties end a task: its own exit and its handle (join or
+ * detach).  Whichever comes second frees it (returns its stack to the pool),
+ * decided by exchanges on t->joiner:
  *
- * Join is a waiter-protocol wait (wait.c) whose completer is the exiting
- * task:
- *  1. The exiting task writes status, then exchanges joiner to
- *     WEFT__JOIN_DONE (acq_rel).  If it took a waiter, it claims and
- *     completes it.
- *  2. A joiner that finds JOIN_DONE reads status at once (the acquire pairs
- *     with 1).  Otherwise it CASes its waiter into joiner (NULL -> &w) and
- *     parks; if the CAS finds JOIN_DONE it reads status.
- *  3. A canceller of the join CASes the state to ABORTED and unlinks the
- *     waiter by CAS (&w -> NULL), leaving the task joinable; if the exiting
- *     task already took the waiter its claim fails and the join succeeds.
+ *   NULL --exit--> EXITING --final switch--> DONE
+ *     \              |
+ *      \--join--> &w (a waiter), --detach--> DETACHED
+ *
+ *  1. When fn returns, the task writes status and exchanges joiner to
+ *     EXITING.  If it took a join waiter whose owner is a task of this runtime
+ *     that is fully PARKED, it claims and completes it at once: the joiner then
+ *     lands in this worker's next slot, which no other worker can take, so it
+ *     runs only after this task has switched out (and usually right after it:
+ *     one switch from child to parent).  Any other waiter is kept in
+ *     t->exit_waiter.
+ *  2. After the final switch, weft__after_switch (on the next context's stack)
+ *     exchanges joiner to DONE.  Old value DETACHED: it frees the task.  A
+ *     waiter (one that arrived during EXITING) or the kept exit_waiter: it
+ *     claims and completes it, and the joiner frees the task.  Otherwise the
+ *     handle frees it later.  DONE is published only once the task is off its
+ *     stack, so no one frees a stack still in use.
+ *  3. weft_join: DONE: read status, free.  NULL or EXITING: CAS its waiter in
+ *     and park; if the CAS finds DONE, read status and free.
+ *  4. weft_task_detach exchanges joiner to DETACHED; old value DONE: it frees.
+ *  5. A canceller of a join CASes the waiter's state to ABORTED and unlinks
+ *     it by CAS (&w -> NULL), leaving the task joinable; if the exit side took
+ *     the waiter first, the claim fails and a later join finds DONE.
+ * status is written before the exchange of step 1 and read after observing
+ * DONE or being completed: the acq_rel exchanges order it.
  *
  * The context layout of arch/ctx.h is checked against weft__ctx here.
  */
@@ -58,8 +69,7 @@ int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, boo
     t->arg = arg;
     t->status = 0;
     atomic_init(&t->park, WEFT__P_RUNNING);
-    atomic_init(&t->refs, detached ? 1 : 2);
-    atomic_init(&t->joiner, NULL);
+    atomic_init(&t->joiner, detached ? WEFT__JOIN_DETACHED : NULL);
     t->link = NULL;
     /* The first frame starts just below the task struct, 16-byte aligned as
      * weft__ctx_entry expects. */
@@ -77,15 +87,48 @@ int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, boo
     return 0;
 }
 
-void weft__task_unref(weft__worker *w, weft_task *t)
+static void task_free(weft__worker *w, weft_task *t)
 {
-    /* acq_rel: the last owner sees every write of the others before freeing. */
-    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
 #ifdef WEFT_TSAN
     __tsan_destroy_fiber(t->tsan_fiber);
 #endif
     weft_runtime *rt = t->rt;
     weft__stack_put(&rt->stack_pool, w && w->rt == rt ? &w->stacks : NULL, t);
+}
+
+static void complete_joiner(weft__waiter *j)
+{
+    if (weft__waiter_claim(j)) weft__waiter_complete(j, 0);
+}
+
+/* Step 1: before the final switch. */
+static void task_exiting(weft_task *t)
+{
+    t->exit_waiter = NULL;
+    /* acq_rel: release publishes status (with step 2's exchange). */
+    weft__waiter *j = atomic_exchange_explicit(&t->joiner, WEFT__JOIN_EXITING, memory_order_acq_rel);
+    if (!WEFT__JOIN_IS_WAITER(j)) return; /* NULL or DETACHED: step 2 decides */
+    weft_task *jt = j->task;
+    /* acquire: PARKED means its worker has finished switching it out. */
+    if (jt && jt->rt == t->rt &&
+        atomic_load_explicit(&jt->park, memory_order_acquire) == WEFT__P_PARKED)
+        complete_joiner(j); /* into our next slot: runs after our switch */
+    else
+        t->exit_waiter = j;
+}
+
+/* Step 2: after the final switch, on the next context's stack. */
+void weft__task_exited(weft__worker *w, weft_task *t)
+{
+    weft__waiter *kept = t->exit_waiter;
+    /* acq_rel: pairs with the exchanges of join and detach. */
+    weft__waiter *j = atomic_exchange_explicit(&t->joiner, WEFT__JOIN_DONE, memory_order_acq_rel);
+    if (j == WEFT__JOIN_DETACHED) {
+        task_free(w, t);
+        return;
+    }
+    if (kept) complete_joiner(kept);
+    if (WEFT__JOIN_IS_WAITER(j)) complete_joiner(j);
 }
 
 /* Counts t as finished on the worker it finished on (owner-only counter).
@@ -103,9 +146,7 @@ _Noreturn void weft__task_main(weft_task *t)
 #endif
     weft__after_switch(weft__worker_self());
     t->status = t->fn(t->arg);
-    /* acq_rel: release publishes status to the joiner (step 1). */
-    weft__waiter *j = atomic_exchange_explicit(&t->joiner, WEFT__JOIN_DONE, memory_order_acq_rel);
-    if (j && weft__waiter_claim(j)) weft__waiter_complete(j, 0);
+    task_exiting(t);
     weft__worker *w = weft__worker_self();
     task_finished(w);
     weft__task_switch_out(w, t, WEFT__SW_EXIT);
@@ -166,30 +207,39 @@ int weft_join(weft_task *t, int *status)
     if (!t) return EINVAL;
     if (t == weft_current()) return EDEADLK;
     if (weft__cancelled()) return ECANCELED;
-    /* acquire: pairs with the exiting task's exchange (step 2). */
+    /* acquire: pairs with the exit side's exchanges (step 3). */
     weft__waiter *j = atomic_load_explicit(&t->joiner, memory_order_acquire);
     if (j != WEFT__JOIN_DONE) {
-        if (j != NULL) return EINVAL; /* someone else is joining it */
+        if (j != NULL && j != WEFT__JOIN_EXITING)
+            return EINVAL; /* someone else is joining it, or it was detached */
         weft__waiter w;
         weft__waiter_init(&w, &join_ops, t);
-        weft__waiter *exp = NULL;
-        if (atomic_compare_exchange_strong_explicit(&t->joiner, &exp, &w, memory_order_acq_rel,
-                                                    memory_order_acquire)) {
+        while (!atomic_compare_exchange_weak_explicit(&t->joiner, &j, &w, memory_order_acq_rel,
+                                                      memory_order_acquire)) {
+            if (j != NULL && j != WEFT__JOIN_EXITING) break;
+        }
+        if (j == NULL || j == WEFT__JOIN_EXITING) {
             int rc = weft__waiter_park(&w, 0);
-            if (rc) return rc; /* cancelled: still joinable (step 3) */
+            if (rc) return rc; /* cancelled: still joinable (step 5) */
         } else {
             if (w.task) atomic_store_explicit(&w.task->park, WEFT__P_RUNNING, memory_order_relaxed);
-            if (exp != WEFT__JOIN_DONE) return EINVAL;
+            if (j != WEFT__JOIN_DONE) return EINVAL;
         }
     }
     if (status) *status = t->status;
-    weft__task_unref(weft__worker_self(), t);
+    task_free(weft__worker_self(), t);
     return 0;
 }
 
 void weft_task_detach(weft_task *t)
 {
-    if (t) weft__task_unref(weft__worker_self(), t);
+    if (!t) return;
+    /* acq_rel: pairs with the exit side's exchange. */
+    weft__waiter *j = atomic_exchange_explicit(&t->joiner, WEFT__JOIN_DETACHED, memory_order_acq_rel);
+    if (j == WEFT__JOIN_DONE)
+        task_free(weft__worker_self(), t);
+    else if (j != NULL && j != WEFT__JOIN_EXITING)
+        WEFT_DIE("weft_task_detach: the task is being joined or was already detached");
 }
 
 int weft_yield(void)

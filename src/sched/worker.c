@@ -93,6 +93,8 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #define FAIR_TICK 61
 /* Injector batch: one lock round trip serves several tasks. */
 #define INJECT_BATCH 16
+/* Pause instructions between two looks for work while spinning. */
+#define SPIN_PAUSES 8
 /* Expired timers popped per heap lock round trip. */
 #define TIMER_BATCH 32
 
@@ -221,7 +223,7 @@ void weft__after_switch(weft__worker *w)
             weft__make_runnable(p);
         break;
     case WEFT__SW_EXIT:
-        weft__task_unref(w, p);
+        weft__task_exited(w, p);
         break;
     default:
         WEFT_DIE("bad switch action %d", w->prev_action);
@@ -451,7 +453,10 @@ static weft_task *find_work(weft__worker *w)
         if (w->spinning) {
             uint64_t until = weft__now() + rt->opt.spin_ns;
             do {
-                for (int i = 0; i < 64; i++) weft__cpu_relax();
+                /* A few pause instructions between looks (one is 10-140
+                 * cycles depending on the processor): short enough that a
+                 * posted task is picked up within a few hundred ns. */
+                for (int i = 0; i < SPIN_PAUSES; i++) weft__cpu_relax();
                 if ((t = search(w))) {
                     stop_spinning(w);
                     return t;

@@ -107,7 +107,13 @@ static void task_exiting(weft_task *t)
     t->exit_waiter = NULL;
     /* acq_rel: release publishes status (with step 2's exchange). */
     weft__waiter *j = atomic_exchange_explicit(&t->joiner, WEFT__JOIN_EXITING, memory_order_acq_rel);
-    if (!WEFT__JOIN_IS_WAITER(j)) return; /* NULL or DETACHED: step 2 decides */
+    if (j == WEFT__JOIN_DETACHED) {
+        /* No handle is left, so no one else writes joiner any more: put the
+         * mark back for step 2, which frees the task. */
+        atomic_store_explicit(&t->joiner, WEFT__JOIN_DETACHED, memory_order_relaxed);
+        return;
+    }
+    if (!WEFT__JOIN_IS_WAITER(j)) return; /* NULL: step 2 decides */
     weft_task *jt = j->task;
     /* acquire: PARKED means its worker has finished switching it out. */
     if (jt && jt->rt == t->rt &&

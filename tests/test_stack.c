@@ -1,6 +1,7 @@
 /* Stacks (src/stack.c): an overflow is always reported and aborts, with a
  * guard page and beyond the guard budget (canary and stack-pointer bound);
  * deep legal use works; stacks are reused. */
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -188,4 +189,79 @@ static int churn(void *arg)
 Test(stack, stacks_are_reused_across_many_short_tasks, .timeout = 30)
 {
     cr_assert_eq(run_on(2, churn, NULL), 0);
+}
+
+/* Counts the slabs of the calling task's runtime (pool lock taken). */
+static int slab_count(void)
+{
+    weft__stack_pool *p = &weft_runtime_current()->stack_pool;
+    int n = 0;
+    pthread_mutex_lock(&p->lock);
+    for (weft__slab *s = p->slabs; s; s = s->next) n++;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+static _Atomic int finished;
+static int note_done(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&finished, 1);
+    return 0;
+}
+
+static int detached_rounds(void *arg)
+{
+    (void)arg;
+    /* 200 rounds of 100 tasks, each round finished before the next: if any
+     * finished task failed to return its stack, 20000 stacks (79 slabs of
+     * 256) would be carved; with reuse, a handful of slabs suffice. */
+    for (int round = 0; round < 200; round++) {
+        atomic_store(&finished, 0);
+        for (int i = 0; i < 100; i++) {
+            if (i % 2) {
+                cr_assert_eq(weft_spawn(NULL, note_done, NULL), 0);
+            } else {
+                weft_task *t;
+                cr_assert_eq(weft_spawn(&t, note_done, NULL), 0);
+                if (i % 4 == 0) weft_task_detach(t); /* detached while running */
+                else cr_assert_eq(weft_join(t, NULL), 0);
+            }
+        }
+        while (atomic_load(&finished) < 100) weft_yield();
+        weft_sleep(100000); /* let the last exits finish their final switch */
+    }
+    return slab_count();
+}
+
+Test(stack, finished_tasks_return_their_stacks_joined_detached_or_spawned_detached, .timeout = 30)
+{
+    FOR_EACH_WORKERS(n) {
+        int slabs = run_on(n, detached_rounds, NULL);
+        cr_assert_leq(slabs, 2 * (int)n + 2, "%d slabs for %u workers: stacks are leaking", slabs, n);
+    }
+}
+
+static int spawn_outside_rounds(weft_runtime *rt)
+{
+    for (int i = 0; i < 20000; i++) {
+        atomic_store(&finished, 0);
+        cr_assert_eq(weft_runtime_spawn(rt, NULL, note_done, NULL), 0);
+        while (atomic_load(&finished) == 0) sched_yield();
+    }
+    int n = 0;
+    for (weft__slab *s = rt->stack_pool.slabs; s; s = s->next) n++;
+    return n;
+}
+
+Test(stack, tasks_spawned_from_a_pthread_reuse_stacks, .timeout = 60)
+{
+    weft_options o;
+    weft_options_init(&o);
+    o.workers = 2;
+    weft_runtime *rt;
+    cr_assert_eq(weft_runtime_create(&rt, &o), 0);
+    int slabs = spawn_outside_rounds(rt);
+    cr_assert_eq(weft_runtime_destroy(rt), 0);
+    cr_assert_leq(slabs, 6, "%d slabs: stacks are leaking", slabs);
 }

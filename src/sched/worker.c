@@ -54,8 +54,9 @@
  * The right-to-wake in wake_one is itself a spinner: if it finds the idle
  * list empty it gives the right back and re-checks the queues, waking again
  * if work and an idle worker appeared meanwhile.  A spinner that finds work
- * and was the last spinner calls wake_one, because submitters that saw it
- * spinning relied on it for every task they pushed, and it takes only one.
+ * and was the last spinner re-checks the queues and wakes a worker if any
+ * work is left, because submitters that saw it spinning relied on it for
+ * every task they pushed, and it takes only one.
  * The stress test tests/stress/stress_wake.c hammers this.
  *
  * At most one worker is woken per new runnable task, and none while another
@@ -304,8 +305,15 @@ static void stop_spinning(weft__worker *w)
 {
     if (!w->spinning) return;
     w->spinning = false;
-    if (atomic_fetch_sub_explicit(&w->rt->nr_spinning, 1, memory_order_seq_cst) == 1)
-        weft__sched_wake_one(w->rt);
+    if (atomic_fetch_sub_explicit(&w->rt->nr_spinning, 1, memory_order_seq_cst) != 1) return;
+    /* We were the last spinner.  Submitters that saw us spinning did not wake
+     * anyone; whatever they pushed before our decrement is visible to this
+     * re-check (seq_cst fence), and whoever pushes after it sees no spinner
+     * and wakes a worker itself.  So wake one only if work is waiting: Go
+     * wakes unconditionally, which here cost a futex wake and a park per
+     * task posted to an otherwise idle runtime. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (work_visible(w->rt)) weft__sched_wake_one(w->rt);
 }
 
 /* --- timers ------------------------------------------------------------- */

@@ -188,7 +188,9 @@ static weft_task *local_next(weft__worker *w)
         return t;
     }
     w->next_streak = 0;
-    if ((t = weft__dq_take(&w->dq))) return t;
+    /* The owner's size is never an underestimate (top only grows), so an
+     * empty deque is ruled out without take()'s seq_cst fence. */
+    if (weft__dq_size(&w->dq) > 0 && (t = weft__dq_take(&w->dq))) return t;
     if ((t = w->next)) {
         w->next = NULL;
         return t;

@@ -34,7 +34,10 @@
  * already be gone is harmless (at worst a spurious wake-up elsewhere, which
  * every futex waiter tolerates).
  *
- * The protocol is model-checked in tests/model/waiter.pml.
+ * Today's completers are a task's exit (join) and a worker's timer (sleep);
+ * today's canceller is runtime shutdown (weft_runtime_destroy) and a plain
+ * pthread's own deadline.  Cancel scopes and tokens, the channel and the
+ * locks plug into the same two calls.
  */
 #include "runtime.h"
 #include "wait.h"

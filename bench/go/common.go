@@ -11,7 +11,9 @@ import (
 func benchFlags() (*int, *bool) {
 	reps := flag.Int("reps", 5, "repetitions")
 	quick := flag.Bool("quick", false, "tiny sizes, one repetition")
-	flag.Parse()
+	if !flag.Parsed() {
+		flag.Parse()
+	}
 	if *quick {
 		*reps = 1
 	}

@@ -36,15 +36,21 @@ WEFT_API int weft_spawn(weft_task **t, weft_fn fn, void *arg);
 /*
  * Waits for task t to return, stores its return value in *status (if
  * non-NULL) and releases the handle.  One join per handle.
- * Returns 0; EINVAL (t NULL, or t is the caller); ECANCELED when the caller is
- * cancelled before t returned: then t stays joinable.
- * Tasks and plain pthreads; checkpoint.
+ * Returns 0; EINVAL (t NULL, t detached, or another caller is already
+ * joining t); EDEADLK (t is the caller); ECANCELED when the caller is
+ * cancelled before t returned: then t stays joinable.  On any error the
+ * handle stays valid.
+ * Tasks and plain pthreads; checkpoint.  Memory: everything t wrote before
+ * returning is visible to the caller after a successful join.
  */
 WEFT_API int weft_join(weft_task *t, int *status);
 
 /*
  * Releases the handle without waiting: the task's resources are freed when
- * it returns.  t NULL is ignored.  Any thread; not a checkpoint.
+ * it returns.  t NULL is ignored.  The handle is gone afterwards: using it
+ * again (a second detach, a join) is undefined.  Detaching a task that
+ * another caller is joining aborts with a message.
+ * Any thread; not a checkpoint.
  */
 WEFT_API void weft_task_detach(weft_task *t);
 

@@ -79,4 +79,20 @@ static inline void bench_value(const char *bench, const char *metric, const char
     fflush(stdout);
 }
 
+/* Runs root once per repetition on 1 and on 2 workers; root gets its
+ * "workers=N" parameter string as its argument. */
+#ifdef WEFT_H
+static inline void bench_on_1_and_2_workers(weft_fn root)
+{
+    weft_options o;
+    weft_options_init(&o);
+    for (int r = 0; r < bench_reps; r++) {
+        for (unsigned w = 1; w <= 2; w++) {
+            o.workers = w;
+            weft_run(&o, root, w == 1 ? "workers=1" : "workers=2", NULL);
+        }
+    }
+}
+#endif
+
 #endif

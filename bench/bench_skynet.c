@@ -80,13 +80,6 @@ int main(int argc, char **argv)
     bench_args(argc, argv);
     (void)skynet;
     leaves = bench_quick ? 10000 : 1000000;
-    weft_options o;
-    weft_options_init(&o);
-    for (int r = 0; r < bench_reps; r++) {
-        for (unsigned w = 1; w <= 2; w++) {
-            o.workers = w;
-            weft_run(&o, root, w == 1 ? "workers=1" : "workers=2", NULL);
-        }
-    }
+    bench_on_1_and_2_workers(root);
     return 0;
 }

@@ -50,14 +50,7 @@ int main(int argc, char **argv)
 {
     bench_args(argc, argv);
     total = bench_quick ? 10000 : 1000000;
-    weft_options o;
-    weft_options_init(&o);
-    for (int r = 0; r < bench_reps; r++) {
-        for (unsigned w = 1; w <= 2; w++) {
-            o.workers = w;
-            weft_run(&o, root, w == 1 ? "workers=1" : "workers=2", NULL);
-        }
-        pthreads(bench_quick ? 1000 : 20000);
-    }
+    bench_on_1_and_2_workers(root);
+    for (int r = 0; r < bench_reps; r++) pthreads(bench_quick ? 1000 : 20000);
     return 0;
 }

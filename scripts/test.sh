@@ -42,7 +42,8 @@ if [ "$labels" != stress ]; then
     ctest --test-dir "$dir" --output-on-failure -L "$labels" -LE stress
 fi
 if [[ $labels == *stress* ]]; then
-    # One at a time (they are timed and use every core), showing what each ran.
+    # One at a time (they are timed and use every core), showing all they
+    # print: their counts, and any sanitizer report in full.
     ctest --test-dir "$dir" --output-on-failure -L stress -V |
-        grep -E '^[0-9]+: (stress_|FAIL|==)|tests passed|tests failed|Passed|Failed|Timeout'
+        grep -vE '^(UpdateCTestConfiguration|Parse Config|Test project|Constructing|Checking test|Updating test|Test command|Environment variables|Test timeout|Internal ctest|Add test|Done constructing)|^[0-9]+: Test (command|timeout)|^$'
 fi

@@ -26,6 +26,10 @@
  * Invariants:
  *  1. A runnable task is in exactly one place: a next slot, a deque, a yield
  *     queue, the injector, or w->prev with action YIELD or PARK-after-WOKEN.
+ *  5. Between choosing its successor and switching, a task makes nothing
+ *     runnable: the next slot then holds what it held when the task chose,
+ *     which task.c's exit relies on (an exiting task's joiner must not be
+ *     stealable before the exiting task is off its stack).
  *  2. w->current is the task running on w, or NULL in the scheduler context.
  *  3. rt->nr_spinning counts workers with w->spinning set, plus transiently
  *     the right-to-wake claimed in weft__sched_wake_one.  A worker popped
@@ -175,8 +179,12 @@ static weft_task *from_injector(weft__worker *w)
 static weft_task *local_next(weft__worker *w)
 {
     weft_task *t;
+    /* No timers fire here: local_next runs before the caller has switched
+     * off its stack, and a wake-up could push the task in the next slot (an
+     * exiting task's joiner, task.c step 1) to the stealable deque, where
+     * another worker could run it and free the caller's stack under it.
+     * Timers fire in weft__after_switch instead, on the far side. */
     if (WEFT_UNLIKELY(++w->tick % FAIR_TICK == 0)) {
-        weft__timers_run(w, weft__now());
         if ((t = from_injector(w)) || (t = yq_pop(w))) {
             w->next_streak = 0;
             return t;
@@ -231,6 +239,8 @@ void weft__after_switch(weft__worker *w)
     default:
         WEFT_DIE("bad switch action %d", w->prev_action);
     }
+    /* The fairness tick's timer check (see local_next for why it is here). */
+    if (WEFT_UNLIKELY(w->tick % FAIR_TICK == 0)) weft__timers_run(w, weft__now());
 }
 
 /* --- making tasks runnable, waking workers ------------------------------ */

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
+
 #define STRESS_FAIL(...)                                                                       \
     do {                                                                                       \
         fprintf(stderr, "FAIL: " __VA_ARGS__);                                                 \
@@ -44,14 +46,7 @@ static inline void stress_parse(int argc, char **argv, struct stress_opt *opts, 
     }
 }
 
-static inline uint64_t stress_rand(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
+/* The library's xorshift64* (src/internal.h): seeded, replayable. */
+#define stress_rand weft__rand
 
 #endif

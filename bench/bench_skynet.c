@@ -9,27 +9,12 @@
 
 static long leaves;
 
+/* The sum (499999500000 for 1M leaves) does not fit the int status, so
+ * each task adds its leaves into a 64-bit total passed down the tree. */
 struct node {
     long num, size;
 };
 
-static int skynet(void *arg)
-{
-    struct node *n = arg;
-    if (n->size == 1) return 0; /* the value is summed by the parent below */
-    struct node kids[10];
-    weft_task *t[10];
-    long step = n->size / 10;
-    for (int i = 0; i < 10; i++) {
-        kids[i] = (struct node){n->num + i * step, step};
-        weft_spawn(&t[i], skynet, &kids[i]);
-    }
-    for (int i = 0; i < 10; i++) weft_join(t[i], NULL);
-    return 0;
-}
-
-/* The sum (499999500000 for 1M leaves) does not fit the int status, so
- * each task adds its leaves into a 64-bit total passed down the tree. */
 struct acc {
     struct node n;
     long long *sum;
@@ -78,7 +63,6 @@ static int root(void *arg)
 int main(int argc, char **argv)
 {
     bench_args(argc, argv);
-    (void)skynet;
     leaves = bench_quick ? 10000 : 1000000;
     bench_on_1_and_2_workers(root);
     return 0;

@@ -40,7 +40,7 @@ struct weft_task {
     _Atomic(weft__waiter *) joiner; /* atomic: NULL, a join waiter, or WEFT__JOIN_* */
     weft__waiter *exit_waiter;   /* a joiner the exit side completes after the final switch */
     weft__stack stack;           /* immutable while the task lives */
-    weft_task *link;             /* yield queue and stack pool links; owner worker */
+    weft_task *link;             /* yield queue link; owner worker */
     struct cds_wfcq_node inode;  /* injector link */
 #ifdef WEFT_ASAN
     void *asan_fake;             /* ASan fake stack while switched out */
@@ -123,7 +123,7 @@ void weft__worker_loop(weft__worker *w);
 uint64_t weft__live_tasks(weft_runtime *rt);
 /* Whether the calling task (or thread) is cancelled: checkpoints ask this. */
 bool weft__cancelled(void);
-/* Fire expired timers of w (and, when steal is set, other workers' too). */
+/* Fires the expired timers of w (its own heap only). */
 void weft__timers_run(weft__worker *w, uint64_t now);
 
 /* Sanitizer-aware switch between contexts on the same worker. */

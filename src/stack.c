@@ -85,10 +85,6 @@ void weft__stack_pool_destroy(weft__stack_pool *p)
 {
     for (weft__slab *s = p->slabs, *n; s; s = n) {
         n = s->next;
-#ifdef WEFT_HAVE_VALGRIND
-        /* Stacks were registered one by one; Valgrind forgets them with the
-         * mapping, but deregistering keeps its table small across runtimes. */
-#endif
         munmap(s->base, s->len);
         free(s);
     }
@@ -225,14 +221,6 @@ void weft__stack_put(weft__stack_pool *p, weft__stack_cache *c, weft_task *t)
     WEFT_CHECK(pthread_mutex_lock(&p->lock));
     pool_give_locked(p, &t, 1);
     WEFT_CHECK(pthread_mutex_unlock(&p->lock));
-}
-
-void weft__stack_cache_flush(weft__stack_pool *p, weft__stack_cache *c)
-{
-    WEFT_CHECK(pthread_mutex_lock(&p->lock));
-    pool_give_locked(p, c->slot, c->n);
-    WEFT_CHECK(pthread_mutex_unlock(&p->lock));
-    c->n = 0;
 }
 
 _Noreturn void weft__stack_overflow(weft_task *t)

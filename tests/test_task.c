@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "helpers.h"
+#include "runtime.h"
 
 static int times3(void *arg)
 {
@@ -92,10 +93,11 @@ Test(task, misuse_gets_clear_errors, .timeout = 10)
     cr_assert_eq(run_on(2, misuse, NULL), 0);
 }
 
+static atomic_bool release_blocker;
 static int blocker(void *arg)
 {
     (void)arg;
-    weft_sleep(20 * 1000 * 1000);
+    while (!atomic_load(&release_blocker)) weft_sleep(1000 * 1000);
     return 9;
 }
 
@@ -108,15 +110,18 @@ static int double_join(void *arg)
 {
     (void)arg;
     weft_task *t, *j;
+    atomic_store(&release_blocker, false);
     cr_assert_eq(weft_spawn(&t, blocker, NULL), 0);
     cr_assert_eq(weft_spawn(&j, second_joiner, t), 0);
-    weft_sleep(1000 * 1000); /* let the second joiner block first */
-    int st = -1, jst = -1;
+    /* Wait until the other joiner is registered on t (not for a time, which
+     * a loaded machine can outlast). */
+    while (!WEFT__JOIN_IS_WAITER(atomic_load(&t->joiner))) cr_assert_eq(weft_yield(), 0);
+    int jst = -1;
     /* We are the second joiner of t: refused, and t stays joinable. */
     cr_assert_eq(weft_join(t, NULL), EINVAL);
+    atomic_store(&release_blocker, true);
     cr_assert_eq(weft_join(j, &jst), 0);
     cr_assert_eq(jst, 0);
-    (void)st;
     return 0;
 }
 

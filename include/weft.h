@@ -6,6 +6,7 @@
 #define WEFT_H
 
 #include "weft/common.h"
+#include "weft/cancel.h"
 #include "weft/runtime.h"
 #include "weft/task.h"
 #include "weft/time.h"

@@ -5,10 +5,14 @@
  * Destroy, in order:
  *  1. cancelled = true.  From here every checkpoint of a task of this runtime
  *     returns ECANCELED and spawns are refused.
- *  2. Sweep every worker's timer heap under its lock and abort each sleeper
- *     with ECANCELED.  A sleep that starts later sees `cancelled` under the
- *     same lock (time.c), so no sleeper is missed.  Joins resolve as the tasks
- *     they wait for return.
+ *  2. Sweep every task slot of the stack pool (task structs live at the top
+ *     of their stacks, and slabs stay mapped until the pool goes) and abort
+ *     the waiter each blocked task published in its context with ECANCELED:
+ *     sleeps, joins, group waits and every primitive alike.  A task that
+ *     blocks later reads `cancelled` after publishing its waiter
+ *     (weft__waiter_park): the store/sweep and publish/read pairs are
+ *     seq_cst, so one side always sees the other.  Free slots hold NULL
+ *     there (a waiter is retracted before its task can end).
  *  3. Wait until no task is alive.  Tasks are counted without a shared
  *     atomic on the spawn/exit path: each worker counts the tasks created
  *     and finished on it in owner-written counters, and spawns from outside
@@ -183,24 +187,7 @@ int weft_runtime_create(weft_runtime **out, const weft_options *opt_in)
 int weft_runtime_spawn(weft_runtime *rt, weft_task **out, weft_fn fn, void *arg)
 {
     if (!rt || !fn) return EINVAL;
-    /* seq_cst (both): Dekker pair with destroy's store of cancelled and its
-     * read of the counters: either we see cancelled, or destroy counts us
-     * and waits for the task. */
-    atomic_fetch_add_explicit(&rt->spawned_outside, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&rt->cancelled, memory_order_seq_cst)) {
-        atomic_fetch_sub_explicit(&rt->spawned_outside, 1, memory_order_seq_cst);
-        return ECANCELED;
-    }
-    weft__worker *w = weft__worker_self();
-    weft_task *t;
-    int rc = weft__task_new(rt, w, fn, arg, out == NULL, &t);
-    if (rc) {
-        atomic_fetch_sub_explicit(&rt->spawned_outside, 1, memory_order_seq_cst);
-        return rc;
-    }
-    if (out) *out = t;
-    weft__make_runnable(t);
-    return 0;
+    return weft__spawn(rt, fn, arg, out, NULL);
 }
 
 int weft_runtime_run(weft_runtime *rt, weft_fn fn, void *arg, int *status)
@@ -227,18 +214,10 @@ uint64_t weft__live_tasks(weft_runtime *rt)
     return spawned - finished;
 }
 
-static void cancel_sleepers(weft_runtime *rt)
+static void abort_blocked(weft_task *t, void *arg)
 {
-    for (unsigned i = 0; i < rt->nworkers; i++) {
-        weft__timers *h = &rt->workers[i].timers;
-        for (;;) {
-            weft__timers_lock(h);
-            weft__waiter *wt = weft__timers_pop_locked(h, UINT64_MAX);
-            weft__timers_unlock(h);
-            if (!wt) break;
-            weft__waiter_abort(wt, ECANCELED);
-        }
-    }
+    (void)arg;
+    weft__cctx_abort_blocked(&t->cctx);
 }
 
 int weft_runtime_destroy(weft_runtime *rt)
@@ -248,7 +227,10 @@ int weft_runtime_destroy(weft_runtime *rt)
     if (self && self->rt == rt) return EPERM;
     /* seq_cst: the Dekker pair with task_finished (task.c). */
     atomic_store_explicit(&rt->cancelled, true, memory_order_seq_cst);
-    cancel_sleepers(rt);
+    /* Every task blocked before the store above has its waiter published
+     * in its context: abort them all.  A task that blocks later sees
+     * `cancelled` in weft__waiter_park (a Dekker pair: seq_cst both). */
+    weft__stack_pool_foreach(&rt->stack_pool, abort_blocked, NULL);
     while (weft__live_tasks(rt) != 0) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);

@@ -9,6 +9,7 @@
 #include <urcu/wfcqueue.h>
 
 #include "arch/ctx.h"
+#include "cancel.h"
 #include "internal.h"
 #include "sched/deque.h"
 #include "sched/inject.h"
@@ -41,6 +42,8 @@ struct weft_task {
     weft__waiter *exit_waiter;   /* a joiner the exit side completes after the final switch */
     weft__stack stack;           /* immutable while the task lives */
     weft_task *link;             /* yield queue link; owner worker */
+    struct weft_group *group;    /* immutable: the group it is a child of, or NULL */
+    weft__cctx cctx;             /* cancel scopes and the blocked waiter */
     struct cds_wfcq_node inode;  /* injector link */
 #ifdef WEFT_ASAN
     void *asan_fake;             /* ASan fake stack while switched out */
@@ -116,6 +119,9 @@ void weft__task_exited(weft__worker *w, weft_task *t);
 /* Creates a task (not yet runnable). */
 int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, bool detached,
                    weft_task **out);
+/* Creates and starts a task of rt from any thread (counted for destroy);
+ * out NULL: detached; g: the group it joins.  ECANCELED once destroy began. */
+int weft__spawn(weft_runtime *rt, weft_fn fn, void *arg, weft_task **out, struct weft_group *g);
 /* The scheduler loop of worker w; returns when the runtime stops. */
 void weft__worker_loop(weft__worker *w);
 /* Number of tasks of rt not yet finished, or a value > 0 while that cannot

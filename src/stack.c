@@ -149,6 +149,18 @@ static weft_task *carve(weft__stack_pool *p)
     return t;
 }
 
+void weft__stack_pool_foreach(weft__stack_pool *p, void (*fn)(weft_task *, void *), void *arg)
+{
+    WEFT_CHECK(pthread_mutex_lock(&p->lock));
+    for (weft__slab *s = p->slabs; s; s = s->next) {
+        char *end = s->base + s->len;
+        if (p->carve >= s->base && p->carve <= end) end = p->carve; /* the newest slab */
+        for (char *b = s->base; b + p->stride <= end; b += p->stride)
+            fn((weft_task *)(void *)(b + p->stride - task_offset()), arg);
+    }
+    WEFT_CHECK(pthread_mutex_unlock(&p->lock));
+}
+
 /* Moves up to want free stacks into out[]; lock held. */
 static unsigned pool_take_locked(weft__stack_pool *p, weft_task **out, unsigned want)
 {

@@ -61,6 +61,10 @@ void weft__stack_pool_destroy(weft__stack_pool *p);
 /* A fresh task struct at the top of a stack, with .stack filled; NULL on ENOMEM. */
 struct weft_task *weft__stack_get(weft__stack_pool *p, weft__stack_cache *c);
 void weft__stack_put(weft__stack_pool *p, weft__stack_cache *c, struct weft_task *t);
+/* Calls fn on the task struct slot of every stack carved so far (live or
+ * free: the caller tells them apart).  Takes the pool lock. */
+void weft__stack_pool_foreach(weft__stack_pool *p, void (*fn)(struct weft_task *, void *),
+                              void *arg);
 /* Aborts with "weft: task stack overflow" when t's stack overflowed. */
 void weft__stack_check(struct weft_task *t, const void *sp);
 /* Installs the SIGSEGV handler that reports guard-page hits (once). */

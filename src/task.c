@@ -29,8 +29,11 @@
  *     and park; if the CAS finds DONE, read status and free.
  *  4. weft_task_detach exchanges joiner to DETACHED; old value DONE: it frees.
  *  5. A canceller of a join CASes the waiter's state to ABORTED and unlinks
- *     it by CAS (&w -> NULL), leaving the task joinable; if the exit side took
- *     the waiter first, the claim fails and a later join finds DONE.
+ *     it by CAS (&w -> NULL), leaving the task joinable.  If the exit side
+ *     took the waiter out of the word first, its weft__waiter_take fails
+ *     and marks the waiter released, and the canceller's unlink waits for
+ *     that mark before the joiner may return (its frame holds the waiter);
+ *     a later join finds DONE.
  * status is written before the exchange of step 1 and read after observing
  * DONE or being completed: the acq_rel exchanges order it.
  *
@@ -71,6 +74,8 @@ int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, boo
     atomic_init(&t->park, WEFT__P_RUNNING);
     atomic_init(&t->joiner, detached ? WEFT__JOIN_DETACHED : NULL);
     t->link = NULL;
+    t->group = NULL;
+    weft__cctx_init(&t->cctx);
     /* The first frame starts just below the task struct, 16-byte aligned as
      * weft__ctx_entry expects. */
     uintptr_t sp = ((uintptr_t)t - 16) & ~(uintptr_t)15;
@@ -96,11 +101,6 @@ static void task_free(weft__worker *w, weft_task *t)
     weft__stack_put(&rt->stack_pool, w && w->rt == rt ? &w->stacks : NULL, t);
 }
 
-static void complete_joiner(weft__waiter *j)
-{
-    if (weft__waiter_claim(j)) weft__waiter_complete(j, 0);
-}
-
 /* Step 1: before the final switch. */
 static void task_exiting(weft_task *t)
 {
@@ -113,12 +113,12 @@ static void task_exiting(weft_task *t)
         atomic_store_explicit(&t->joiner, WEFT__JOIN_DETACHED, memory_order_relaxed);
         return;
     }
-    if (!WEFT__JOIN_IS_WAITER(j)) return; /* NULL: step 2 decides */
+    if (!WEFT__JOIN_IS_WAITER(j) || !weft__waiter_take(j)) return; /* NULL: step 2 decides */
     weft_task *jt = j->task;
     /* acquire: PARKED means its worker has finished switching it out. */
     if (jt && jt->rt == t->rt &&
         atomic_load_explicit(&jt->park, memory_order_acquire) == WEFT__P_PARKED)
-        complete_joiner(j); /* into our next slot: runs after our switch */
+        weft__waiter_complete(j, 0); /* into our next slot: runs after our switch */
     else
         t->exit_waiter = j;
 }
@@ -133,8 +133,8 @@ void weft__task_exited(weft__worker *w, weft_task *t)
         task_free(w, t);
         return;
     }
-    if (kept) complete_joiner(kept);
-    if (WEFT__JOIN_IS_WAITER(j)) complete_joiner(j);
+    if (kept) weft__waiter_complete(kept, 0);
+    if (WEFT__JOIN_IS_WAITER(j) && weft__waiter_take(j)) weft__waiter_complete(j, 0);
 }
 
 /* Counts t as finished on the worker it finished on (owner-only counter).
@@ -152,6 +152,11 @@ _Noreturn void weft__task_main(weft_task *t)
 #endif
     weft__after_switch(weft__worker_self());
     t->status = t->fn(t->arg);
+    if (WEFT_UNLIKELY(t->cctx.scope != NULL))
+        WEFT_DIE("a task returned inside a cancel scope it did not exit");
+    if (t->group) weft__group_child_exit(t->group, &t->cctx.root, t->status);
+    else if (WEFT_UNLIKELY(t->cctx.root.child != NULL))
+        WEFT_DIE("a task returned while a task group it created is still alive");
     task_exiting(t);
     weft__worker *w = weft__worker_self();
     task_finished(w);
@@ -162,7 +167,12 @@ _Noreturn void weft__task_main(weft_task *t)
 bool weft__cancelled(void)
 {
     weft__worker *w = weft__worker_self();
-    return w && atomic_load_explicit(&w->rt->cancelled, memory_order_acquire);
+    if (w && w->current)
+        return atomic_load_explicit(&w->rt->cancelled, memory_order_acquire) ||
+               (atomic_load_explicit(&weft__cctx_inner(&w->current->cctx)->flags,
+                                     memory_order_acquire) & WEFT__N_EFF);
+    return atomic_load_explicit(&weft__cctx_inner(weft__cctx_thread())->flags,
+                                memory_order_acquire) & WEFT__N_EFF;
 }
 
 /* --- public API --------------------------------------------------------- */
@@ -179,31 +189,58 @@ weft_runtime *weft_runtime_current(void)
     return w ? w->rt : NULL;
 }
 
+int weft__spawn(weft_runtime *rt, weft_fn fn, void *arg, weft_task **out, struct weft_group *g)
+{
+    weft__worker *w = weft__worker_self();
+    bool inside = w && w->current && w->rt == rt;
+    if (inside) {
+        /* The spawning task is alive, so destroy cannot finish before the
+         * counter below is bumped. */
+        if (atomic_load_explicit(&rt->cancelled, memory_order_acquire)) return ECANCELED;
+    } else {
+        /* seq_cst (both): Dekker pair with destroy's store of cancelled and
+         * its read of the counters: either we see cancelled, or destroy
+         * counts us and waits for the task. */
+        atomic_fetch_add_explicit(&rt->spawned_outside, 1, memory_order_seq_cst);
+        if (atomic_load_explicit(&rt->cancelled, memory_order_seq_cst)) {
+            atomic_fetch_sub_explicit(&rt->spawned_outside, 1, memory_order_seq_cst);
+            return ECANCELED;
+        }
+    }
+    weft_task *t;
+    int rc = weft__task_new(rt, w, fn, arg, out == NULL, &t);
+    if (rc) {
+        if (!inside) atomic_fetch_sub_explicit(&rt->spawned_outside, 1, memory_order_seq_cst);
+        return rc;
+    }
+    if (inside) {
+        /* release: pairs with the acquire loads in weft__live_tasks. */
+        atomic_store_explicit(&w->spawned,
+                              atomic_load_explicit(&w->spawned, memory_order_relaxed) + 1,
+                              memory_order_release);
+    }
+    if (g) weft__group_child_enter(g, t);
+    if (out) *out = t;
+    weft__make_runnable(t);
+    return 0;
+}
+
 int weft_spawn(weft_task **out, weft_fn fn, void *arg)
 {
     weft__worker *w = weft__worker_self();
     if (!w || !w->current) return EPERM;
     if (!fn) return EINVAL;
-    if (atomic_load_explicit(&w->rt->cancelled, memory_order_acquire)) return ECANCELED;
-    weft_task *t;
-    int rc = weft__task_new(w->rt, w, fn, arg, out == NULL, &t);
-    if (rc) return rc;
-    /* release: pairs with the acquire loads in weft__live_tasks.  The
-     * spawning task is alive, so destroy cannot finish before this. */
-    atomic_store_explicit(&w->spawned, atomic_load_explicit(&w->spawned, memory_order_relaxed) + 1,
-                          memory_order_release);
-    if (out) *out = t;
-    weft__make_runnable(t);
-    return 0;
+    return weft__spawn(w->rt, fn, arg, out, NULL);
 }
 
 static void join_unlink(weft__waiter *w)
 {
     weft_task *t = w->obj;
     weft__waiter *exp = w;
-    /* acq_rel: pairs with the exiting task's exchange (step 3). */
-    atomic_compare_exchange_strong_explicit(&t->joiner, &exp, NULL, memory_order_acq_rel,
-                                            memory_order_relaxed);
+    /* acq_rel: pairs with the exiting task's exchange (step 5). */
+    if (!atomic_compare_exchange_strong_explicit(&t->joiner, &exp, NULL, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        weft__waiter_wait_released(w); /* the exit side took it: step 5 */
 }
 
 static const weft__waiter_ops join_ops = {.unlink = join_unlink};
@@ -252,10 +289,11 @@ int weft_yield(void)
 {
     weft__worker *w = weft__worker_self();
     if (!w || !w->current) {
+        if (weft__cancelled()) return ECANCELED;
         sched_yield();
         return 0;
     }
-    if (atomic_load_explicit(&w->rt->cancelled, memory_order_acquire)) return ECANCELED;
+    if (weft__cancelled()) return ECANCELED;
     weft__task_switch_out(w, w->current, WEFT__SW_YIELD);
     return 0;
 }

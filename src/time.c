@@ -4,6 +4,8 @@
  * the heap lock orders insertion against the runtime-wide cancel sweep (a
  * sleep that starts after the sweep sees `cancelled` under the same lock).
  * A plain pthread's sleep is a waiter whose own futex deadline commits it.
+ * A sleep until UINT64_MAX is a waiter in no heap at all: only a cancel
+ * scope, token or group cancel (or shutdown) ends it.
  */
 #include <errno.h>
 
@@ -14,29 +16,26 @@ uint64_t weft_now(void)
     return weft__now();
 }
 
-static void timer_unlink(weft__waiter *w)
-{
-    weft__timers *h = w->obj;
-    weft__timers_lock(h);
-    weft__timers_remove_locked(h, w);
-    weft__timers_unlock(h);
-}
-
-static const weft__waiter_ops timer_ops = {.unlink = timer_unlink};
+static const weft__waiter_ops timer_ops = {.unlink = weft__timers_unlink};
 
 int weft_sleep_until(uint64_t deadline)
 {
     weft__worker *wk = weft__worker_self();
+    if (weft__cancelled()) return ECANCELED;
     if (!wk || !wk->current) {
         weft__waiter w;
         weft__waiter_init(&w, NULL, NULL);
-        int rc = weft__waiter_park(&w, deadline ? deadline : 1);
+        int rc = weft__waiter_park(&w, deadline == UINT64_MAX ? 0 : deadline ? deadline : 1);
         return rc == ETIMEDOUT ? 0 : rc;
     }
-    if (weft__cancelled()) return ECANCELED;
     if (deadline <= weft__now()) return weft_yield();
     weft__timers *h = &wk->timers;
     weft__waiter w;
+    if (deadline == UINT64_MAX) {
+        /* Forever: no timer, only a cancel (or shutdown) ends it. */
+        weft__waiter_init(&w, NULL, NULL);
+        return weft__waiter_park(&w, 0);
+    }
     weft__waiter_init(&w, &timer_ops, h);
     w.deadline = deadline;
     weft__timers_lock(h);
@@ -50,7 +49,6 @@ int weft_sleep_until(uint64_t deadline)
     }
     return weft__waiter_park(&w, 0);
 }
-
 int weft_sleep(uint64_t ns)
 {
     uint64_t now = weft__now();

@@ -127,3 +127,41 @@ weft__waiter *weft__timers_pop_locked(weft__timers *h, uint64_t now)
     weft__timers_remove_locked(h, w);
     return w;
 }
+
+void weft__timers_unlink(weft__waiter *w)
+{
+    weft__timers *h = w->obj;
+    weft__timers_lock(h);
+    weft__timers_remove_locked(h, w);
+    weft__timers_unlock(h);
+}
+
+#define EXPIRE_BATCH 64
+
+void weft__timers_expire(weft__timers *h, uint64_t now)
+{
+    if (atomic_load_explicit(&h->next, memory_order_relaxed) > now) return;
+    for (;;) {
+        weft__waiter *batch[EXPIRE_BATCH], *w;
+        size_t n = 0, popped = 0;
+        weft__timers_lock(h);
+        while (popped < EXPIRE_BATCH && (w = weft__timers_pop_locked(h, now))) {
+            popped++;
+            /* The deadline is the sleep's commit: claim it unless a
+             * canceller decided first (or the owner is already cancelled:
+             * claim rejects it). */
+            if (weft__waiter_claim(w)) batch[n++] = w;
+        }
+        weft__timers_unlock(h);
+        /* Latest deadline first: each wake-up displaces the previous one from
+         * the next slot to the deque, so the earliest runs first and the rest
+         * follow in deadline order (the deque pops LIFO). */
+        for (size_t i = n; i-- > 0;) {
+            if (batch[i]->ops && batch[i]->ops->fire)
+                batch[i]->ops->fire(batch[i]);
+            else
+                weft__waiter_complete(batch[i], 0);
+        }
+        if (popped < EXPIRE_BATCH) return;
+    }
+}

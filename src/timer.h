@@ -33,6 +33,13 @@ void weft__timers_unlock(weft__timers *h);
 int weft__timers_add_locked(weft__timers *h, struct weft__waiter *w);
 /* Lock held.  Removes w if it is in the heap. */
 void weft__timers_remove_locked(weft__timers *h, struct weft__waiter *w);
+/* ops->unlink for a waiter whose obj is its heap: takes the lock, removes. */
+void weft__timers_unlink(struct weft__waiter *w);
+/* Pops the waiters due at `now` and claims each under the lock (so a
+ * canceller's unlink, which takes the lock, cannot let the owner free a
+ * waiter between pop and claim); then, unlocked, completes each claimed
+ * sleeper or fires each claimed entry (ops->fire). */
+void weft__timers_expire(weft__timers *h, uint64_t now);
 /* Lock held.  Pops the earliest waiter if its deadline <= now, else NULL. */
 struct weft__waiter *weft__timers_pop_locked(weft__timers *h, uint64_t now);
 

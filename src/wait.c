@@ -34,11 +34,26 @@
  * already be gone is harmless (at worst a spurious wake-up elsewhere, which
  * every futex waiter tolerates).
  *
- * Today's completers are a task's exit (join) and a worker's timer (sleep);
- * today's canceller is runtime shutdown (weft_runtime_destroy) and a plain
- * pthread's own deadline.  Cancel scopes and tokens, the channel and the
- * locks plug into the same two calls.
+ * Cancel scopes.  park() publishes the waiter in the owner's context
+ * (weft__cctx.waiter) with a seq_cst store and then reads the EFF flag of
+ * the owner's innermost cancel node with a seq_cst load; a canceller sets
+ * EFF with a seq_cst RMW and then reads the context's waiter (cancel.c,
+ * cctx_poke).  Of two such Dekker pairs at least one side sees the other:
+ * either the blocker sees the cancel and aborts its own waiter, or the
+ * canceller finds the waiter and aborts it; both aborts are the same CAS,
+ * so the waiter is decided once.  While a canceller works on the published
+ * waiter it holds the slot as BUSY; the owner, once woken, retracts the
+ * waiter by CAS and waits out a BUSY holder, so no canceller touches a
+ * waiter whose frame is gone.  A completer additionally refuses (aborts) a
+ * waiter whose owner is already effectively cancelled (claim()): between a
+ * cancel's EFF store and its abort, nothing is handed to the cancelled.
+ *
+ * Completers: a task's exit (join), a worker's timer (sleep), group exits;
+ * cancellers: scopes, tokens, deadlines, runtime shutdown and a plain
+ * pthread's own deadline.
  */
+#include <sched.h>
+
 #include "runtime.h"
 #include "wait.h"
 
@@ -46,7 +61,7 @@
  * running partner usually lands within a few hundred nanoseconds. */
 #define PTHREAD_SPINS 200
 
-void weft__waiter_init(weft__waiter *w, const weft__waiter_ops *ops, void *obj)
+static void init_common(weft__waiter *w, const weft__waiter_ops *ops, void *obj)
 {
     atomic_init(&w->state, WEFT__W_WAITING);
     w->result = 0;
@@ -55,13 +70,44 @@ void weft__waiter_init(weft__waiter *w, const weft__waiter_ops *ops, void *obj)
     w->slot = NULL;
     w->deadline = 0;
     w->heap_idx = WEFT__HEAP_NONE;
+    atomic_init(&w->released, false);
     w->next = w->prev = NULL;
     atomic_init(&w->futex, 0);
+    w->ctx = NULL;
+    w->cnode = NULL;
+    w->task = NULL;
+}
+
+void weft__waiter_init_entry(weft__waiter *w, const weft__waiter_ops *ops, void *obj)
+{
+    init_common(w, ops, obj);
+}
+
+void weft__waiter_init_shielded(weft__waiter *w, const weft__waiter_ops *ops, void *obj)
+{
+    init_common(w, ops, obj);
     weft__worker *wk = weft__worker_self();
     w->task = wk ? wk->current : NULL;
     /* relaxed: published to wakers by whatever release links the waiter
      * where completers find it (worker.c invariant 4). */
     if (w->task) atomic_store_explicit(&w->task->park, WEFT__P_PARKING, memory_order_relaxed);
+}
+
+void weft__waiter_init(weft__waiter *w, const weft__waiter_ops *ops, void *obj)
+{
+    init_common(w, ops, obj);
+    weft__worker *wk = weft__worker_self();
+    weft_task *t = wk ? wk->current : NULL;
+    w->task = t;
+    weft__cctx *c = t ? &t->cctx : weft__cctx_thread();
+    w->ctx = c;
+    w->cnode = weft__cctx_inner(c);
+    if (t) atomic_store_explicit(&t->park, WEFT__P_PARKING, memory_order_relaxed);
+}
+
+void weft__waiter_unused(weft__waiter *w)
+{
+    if (w->task) atomic_store_explicit(&w->task->park, WEFT__P_RUNNING, memory_order_relaxed);
 }
 
 void weft__waiter_wake(weft__waiter *w)
@@ -86,6 +132,48 @@ void weft__waiter_complete(weft__waiter *w, int result)
     /* release: a hint for observers; the owner synchronises through wake. */
     atomic_store_explicit(&w->state, WEFT__W_DONE, memory_order_release);
     weft__waiter_wake(w);
+}
+
+void weft__waiter_reject(weft__waiter *w)
+{
+    int exp = WEFT__W_WAITING;
+    /* acq_rel: pairs with claim()'s and abort()'s CAS (invariant 1). */
+    if (!atomic_compare_exchange_strong_explicit(&w->state, &exp, WEFT__W_ABORTED,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return;
+    w->result = ECANCELED;
+    weft__waiter_wake(w);
+}
+
+bool weft__waiter_take(weft__waiter *w)
+{
+    int exp = WEFT__W_WAITING;
+    if (w->cnode && WEFT_UNLIKELY(weft__node_eff(w->cnode))) {
+        if (atomic_compare_exchange_strong_explicit(&w->state, &exp, WEFT__W_ABORTED,
+                                                    memory_order_acq_rel, memory_order_acquire)) {
+            w->result = ECANCELED;
+            weft__waiter_wake(w);
+            return false;
+        }
+    } else if (atomic_compare_exchange_strong_explicit(&w->state, &exp, WEFT__W_CLAIMED,
+                                                       memory_order_acq_rel,
+                                                       memory_order_acquire)) {
+        return true;
+    }
+    /* release: the canceller's wait_released may let the owner go now. */
+    atomic_store_explicit(&w->released, true, memory_order_release);
+    return false;
+}
+
+void weft__waiter_wait_released(weft__waiter *w)
+{
+    /* acquire: pairs with take()'s release; afterwards no one reads w. */
+    for (unsigned i = 0; !atomic_load_explicit(&w->released, memory_order_acquire); i++) {
+        if (i < 200)
+            weft__cpu_relax();
+        else
+            sched_yield();
+    }
 }
 
 bool weft__waiter_abort(weft__waiter *w, int code)
@@ -125,11 +213,56 @@ static int park_thread(weft__waiter *w, uint64_t deadline)
     return w->result;
 }
 
+/* The owner's scope is already cancelled: abort w ourselves.  Returns false
+ * when a completer or canceller decided first (then it wakes us). */
+static bool abort_self(weft__waiter *w)
+{
+    int exp = WEFT__W_WAITING;
+    if (!atomic_compare_exchange_strong_explicit(&w->state, &exp, WEFT__W_ABORTED,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return false;
+    if (w->ops && w->ops->unlink) w->ops->unlink(w);
+    w->result = ECANCELED;
+    if (w->task) atomic_store_explicit(&w->task->park, WEFT__P_RUNNING, memory_order_relaxed);
+    return true;
+}
+
+/* Retracts w from its context; waits out a canceller holding it as BUSY. */
+static void retract(weft__cctx *c, weft__waiter *w)
+{
+    for (;;) {
+        weft__waiter *exp = w;
+        /* acquire: a canceller's release of BUSY (its abort is done). */
+        if (atomic_compare_exchange_weak_explicit(&c->waiter, &exp, NULL, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+        weft__cpu_relax();
+    }
+}
+
 int weft__waiter_park(weft__waiter *w, uint64_t pthread_deadline)
 {
+    weft__cctx *c = w->ctx;
+    if (c) {
+        /* seq_cst: Dekker with cancel.c's EFF update then cctx_poke. */
+        atomic_store_explicit(&c->waiter, w, memory_order_seq_cst);
+        /* seq_cst (rt->cancelled): Dekker with runtime shutdown, which
+         * stores it and then sweeps the published waiters. */
+        if (WEFT_UNLIKELY(weft__node_eff(w->cnode) ||
+                          (w->task && atomic_load_explicit(&w->task->rt->cancelled,
+                                                           memory_order_seq_cst))) &&
+            abort_self(w)) {
+            retract(c, w);
+            return ECANCELED;
+        }
+    }
+    int rc;
     if (w->task) {
         weft__task_switch_out(weft__worker_self(), w->task, WEFT__SW_PARK);
-        return w->result;
+        rc = w->result;
+    } else {
+        rc = park_thread(w, pthread_deadline);
     }
-    return park_thread(w, pthread_deadline);
+    if (c) retract(c, w);
+    return rc;
 }

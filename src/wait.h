@@ -36,7 +36,59 @@ typedef struct weft__waiter_ops {
      * canceller after its CAS; must tolerate a waiter a completer already
      * unlinked (it then does nothing). */
     void (*unlink)(struct weft__waiter *w);
+    /* Timer entries only: called by the timer that popped w instead of
+     * claiming and completing it (cancel.c's deadline entries). */
+    void (*fire)(struct weft__waiter *w);
 } weft__waiter_ops;
+
+/*
+ * Cancellation side of the protocol (cancel.c has the algorithm).
+ *
+ * A cancel node is one link of the cancellation tree: a task's or pthread's
+ * root, a cancel scope, a task group or a token.  `flags` carries
+ * WEFT__N_EFF, "effectively cancelled", which every checkpoint reads with
+ * one load; a node's EFF is (OWN) or (not SHIELD and the parent's EFF), kept
+ * up to date by pushing changes down the tree under the nodes' locks.
+ *
+ * A context (weft__cctx) is a task or a plain pthread: its innermost scope,
+ * its root node, and the waiter it is blocked on (published so a canceller
+ * can abort it).
+ */
+enum {
+    WEFT__N_EFF = 1u,       /* effectively cancelled */
+    WEFT__N_OWN = 2u,       /* cancelled itself (directly, deadline or token) */
+    WEFT__N_SHIELD = 4u,    /* ignores the parent's cancel */
+    WEFT__N_DEADLINE = 8u,  /* its own deadline fired */
+    WEFT__N_DELIVERED = 16u /* token: every callback of the cancel has run */
+};
+enum { WEFT__NK_ROOT, WEFT__NK_SCOPE, WEFT__NK_GROUP, WEFT__NK_TOKEN };
+
+struct weft__cctx;
+typedef struct weft__cnode {
+    _Atomic uint32_t flags;            /* atomic: WEFT__N_* */
+    _Atomic bool lock;                 /* spin lock: flags' EFF changes, children */
+    uint8_t kind;                      /* immutable: WEFT__NK_* */
+    struct weft__cnode *parent;        /* immutable while linked */
+    struct weft__cnode *child;         /* guarded by lock */
+    struct weft__cnode *next, *prev;   /* siblings; guarded by parent->lock */
+    struct weft__cnode *dnext;         /* tokens: delivery list of one cancel */
+    struct weft__cctx *ctx;            /* root/scope: the context to poke */
+} weft__cnode;
+
+typedef struct weft__cctx {
+    struct weft__scope *scope;               /* innermost scope; owner only */
+    _Atomic(struct weft__waiter *) waiter;   /* atomic: blocked waiter, NULL, or BUSY */
+    weft__cnode root;                        /* outermost node of the context */
+} weft__cctx;
+
+#define WEFT__CCTX_BUSY ((struct weft__waiter *)1)
+
+static inline bool weft__node_eff(const weft__cnode *n)
+{
+    /* seq_cst: the blocker's half of the Dekker pair with a canceller (the
+     * store of the blocked waiter, then this load; cancel.c, invariant 3). */
+    return atomic_load_explicit(&n->flags, memory_order_seq_cst) & WEFT__N_EFF;
+}
 
 typedef struct weft__waiter {
     _Atomic int state;              /* atomic; the one decision */
@@ -45,27 +97,72 @@ typedef struct weft__waiter {
     _Atomic uint32_t futex;         /* plain-pthread owner: 0 wait, 2 sleeping, 1 woken */
     const weft__waiter_ops *ops;    /* how a canceller unlinks it */
     void *obj;                      /* what it waits on (for ops) */
+    weft__cctx *ctx;                /* owner's context; NULL: not cancellable */
+    weft__cnode *cnode;             /* owner's innermost cancel node at init */
     void *slot;                     /* item in or out, for primitives that move one */
+    _Atomic bool released;          /* take(): the completer is done with it */
     uint64_t deadline;              /* timers: weft_now() deadline */
     size_t heap_idx;                /* timers: index in the heap; guarded by its lock */
     struct weft__waiter *next, *prev; /* queue links; guarded by the primitive */
 } weft__waiter;
 
-/* Prepares w for the calling task or pthread; the task is marked PARKING. */
+/* Prepares w for the calling task or pthread; the task is marked PARKING.
+ * The waiter is cancellable by the caller's effective cancel scope. */
 void weft__waiter_init(weft__waiter *w, const weft__waiter_ops *ops, void *obj);
+/* Same, but no cancel reaches it (group wait after a cancel, shutdown). */
+void weft__waiter_init_shielded(weft__waiter *w, const weft__waiter_ops *ops, void *obj);
+/* Prepares a timer entry that no one parks on (deadlines of scopes and
+ * tokens): owner-less, not cancellable, fired through ops->fire. */
+void weft__waiter_init_entry(weft__waiter *w, const weft__waiter_ops *ops, void *obj);
+/* The caller initialised w but decided not to park after all (it was never
+ * published): undoes the task's PARKING mark. */
+void weft__waiter_unused(weft__waiter *w);
 /* Blocks until a completer or canceller wakes the owner; returns w->result.
- * For a plain pthread with deadline != 0, a passing deadline commits the
- * waiter itself with ETIMEDOUT (if no one else decided first). */
+ * Call it after linking w where its completers find it.  It publishes w to
+ * the owner's context, so a cancel of the effective scope aborts it; if that
+ * scope is already cancelled it aborts w itself (unlinking it through ops)
+ * and returns ECANCELED at once.  For a plain pthread with deadline != 0, a
+ * passing deadline commits the waiter itself with ETIMEDOUT (if no one else
+ * decided first). */
 int weft__waiter_park(weft__waiter *w, uint64_t pthread_deadline);
 
+/* A completer found w's owner cancelled: aborts w (if still WAITING) with
+ * ECANCELED and wakes it.  The completer has already unlinked w. */
+void weft__waiter_reject(weft__waiter *w);
+
+/*
+ * Claims w for a completer, which must already have unlinked it from its
+ * queue.  Returns false when a canceller decided first, or when the owner's
+ * scope is already cancelled: then w is aborted with ECANCELED here (a
+ * pending cancel never receives anything) and the completer moves on.
+ */
 static inline bool weft__waiter_claim(weft__waiter *w)
 {
+    if (w->cnode && WEFT_UNLIKELY(atomic_load_explicit(&w->cnode->flags, memory_order_acquire) &
+                                  WEFT__N_EFF)) {
+        weft__waiter_reject(w);
+        return false;
+    }
     int exp = WEFT__W_WAITING;
     /* acq_rel: acquire the blocker's writes to the waiter (its slot); release
      * is irrelevant until complete().  Pairs with abort()'s CAS. */
     return atomic_compare_exchange_strong_explicit(&w->state, &exp, WEFT__W_CLAIMED,
                                                    memory_order_acq_rel, memory_order_acquire);
 }
+
+/*
+ * For completers that find waiters in a lock-free slot (a task's joiner
+ * word) rather than under a lock the canceller's unlink also takes: after
+ * taking w out of the slot (so unlink can no longer find it there), decide
+ * it.  Returns true when claimed (complete it later).  Returns false when a
+ * canceller decided first (then w is marked released, which that
+ * canceller's unlink waits for before it lets the owner go) or when the
+ * owner was already cancelled (then w is aborted and woken here).  Either
+ * way the caller must not touch w after a false return.
+ */
+bool weft__waiter_take(weft__waiter *w);
+/* ops->unlink side of take(): waits until the completer released w. */
+void weft__waiter_wait_released(weft__waiter *w);
 
 /* After a successful claim: records result, marks DONE and wakes the owner.
  * The caller must not touch w afterwards. */

@@ -100,8 +100,6 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #define INJECT_BATCH 16
 /* Pause instructions between two looks for work while spinning. */
 #define SPIN_PAUSES 8
-/* Expired timers popped per heap lock round trip. */
-#define TIMER_BATCH 32
 
 /* initial-exec: one %fs-relative load instead of a __tls_get_addr call (the
  * library is built position-independent, which would otherwise pick the
@@ -332,23 +330,7 @@ static void stop_spinning(weft__worker *w)
 
 void weft__timers_run(weft__worker *w, uint64_t now)
 {
-    weft__timers *h = &w->timers;
-    if (atomic_load_explicit(&h->next, memory_order_relaxed) > now) return;
-    for (;;) {
-        weft__waiter *batch[TIMER_BATCH];
-        size_t n = 0;
-        weft__timers_lock(h);
-        while (n < TIMER_BATCH && (batch[n] = weft__timers_pop_locked(h, now))) n++;
-        weft__timers_unlock(h);
-        /* Latest deadline first: each wake-up displaces the previous one from
-         * the next slot to the deque, so the earliest runs first and the rest
-         * follow in deadline order (the deque pops LIFO). */
-        for (size_t i = n; i-- > 0;) {
-            /* The deadline is the sleep's commit: claim it unless cancelled. */
-            if (weft__waiter_claim(batch[i])) weft__waiter_complete(batch[i], 0);
-        }
-        if (n < TIMER_BATCH) return;
-    }
+    weft__timers_expire(&w->timers, now);
 }
 
 /* --- finding work, spinning, parking ------------------------------------ */

@@ -107,18 +107,17 @@ int weft_group_spawn(weft_group *g, weft_fn fn, void *arg)
 static int wait_children(weft_group *g, bool cancellable)
 {
     weft__waiter w;
-    if (cancellable)
+    if (cancellable) {
         weft__waiter_init(&w, &group_ops, g);
-    else
+        if (weft__waiter_publish(&w)) return ECANCELED;
+    } else {
         weft__waiter_init_shielded(&w, &group_ops, g);
+    }
     weft__spin_lock(&g->lock);
     int rc = g->live == 0 ? 0 : g->waiter ? EBUSY : -1;
-    if (rc < 0) g->waiter = &w;
+    if (rc < 0 && weft__waiter_pending(&w)) g->waiter = &w;
     weft__spin_unlock(&g->lock);
-    if (rc >= 0) {
-        weft__waiter_unused(&w);
-        return rc;
-    }
+    if (rc >= 0) return weft__waiter_withdraw(&w, rc);
     return weft__waiter_park(&w, 0);
 }
 

@@ -22,33 +22,31 @@ int weft_sleep_until(uint64_t deadline)
 {
     weft__worker *wk = weft__worker_self();
     if (weft__cancelled()) return ECANCELED;
+    weft__waiter w;
     if (!wk || !wk->current) {
-        weft__waiter w;
         weft__waiter_init(&w, NULL, NULL);
+        if (weft__waiter_publish(&w)) return ECANCELED;
         int rc = weft__waiter_park(&w, deadline == UINT64_MAX ? 0 : deadline ? deadline : 1);
         return rc == ETIMEDOUT ? 0 : rc;
     }
     if (deadline <= weft__now()) return weft_yield();
-    weft__timers *h = &wk->timers;
-    weft__waiter w;
     if (deadline == UINT64_MAX) {
         /* Forever: no timer, only a cancel (or shutdown) ends it. */
         weft__waiter_init(&w, NULL, NULL);
+        if (weft__waiter_publish(&w)) return ECANCELED;
         return weft__waiter_park(&w, 0);
     }
+    weft__timers *h = &wk->timers;
     weft__waiter_init(&w, &timer_ops, h);
     w.deadline = deadline;
+    if (weft__waiter_publish(&w)) return ECANCELED;
     weft__timers_lock(h);
-    int rc = atomic_load_explicit(&wk->rt->cancelled, memory_order_acquire)
-                 ? ECANCELED
-                 : weft__timers_add_locked(h, &w);
+    int rc = weft__waiter_pending(&w) ? weft__timers_add_locked(h, &w) : 0;
     weft__timers_unlock(h);
-    if (rc) {
-        atomic_store_explicit(&w.task->park, WEFT__P_RUNNING, memory_order_relaxed);
-        return rc;
-    }
+    if (rc) return weft__waiter_withdraw(&w, rc);
     return weft__waiter_park(&w, 0);
 }
+
 int weft_sleep(uint64_t ns)
 {
     uint64_t now = weft__now();

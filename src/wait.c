@@ -71,6 +71,7 @@ static void init_common(weft__waiter *w, const weft__waiter_ops *ops, void *obj)
     w->deadline = 0;
     w->heap_idx = WEFT__HEAP_NONE;
     atomic_init(&w->released, false);
+    w->published = false;
     w->next = w->prev = NULL;
     atomic_init(&w->futex, 0);
     w->ctx = NULL;
@@ -213,6 +214,19 @@ static int park_thread(weft__waiter *w, uint64_t deadline)
     return w->result;
 }
 
+/* Retracts w from its context; waits out a canceller holding it as BUSY. */
+static void retract(weft__cctx *c, weft__waiter *w)
+{
+    for (;;) {
+        weft__waiter *exp = w;
+        /* acquire: a canceller's release of BUSY (its abort is done). */
+        if (atomic_compare_exchange_weak_explicit(&c->waiter, &exp, NULL, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+        weft__cpu_relax();
+    }
+}
+
 /* The owner's scope is already cancelled: abort w ourselves.  Returns false
  * when a completer or canceller decided first (then it wakes us). */
 static bool abort_self(weft__waiter *w)
@@ -227,31 +241,49 @@ static bool abort_self(weft__waiter *w)
     return true;
 }
 
-/* Retracts w from its context; waits out a canceller holding it as BUSY. */
-static void retract(weft__cctx *c, weft__waiter *w)
+static bool owner_cancelled(weft__waiter *w)
 {
-    for (;;) {
-        weft__waiter *exp = w;
-        /* acquire: a canceller's release of BUSY (its abort is done). */
-        if (atomic_compare_exchange_weak_explicit(&c->waiter, &exp, NULL, memory_order_acquire,
-                                                  memory_order_relaxed))
-            return;
-        weft__cpu_relax();
+    /* seq_cst (rt->cancelled): Dekker with runtime shutdown, which stores
+     * it and then sweeps the published waiters. */
+    return weft__node_eff(w->cnode) ||
+           (w->task && atomic_load_explicit(&w->task->rt->cancelled, memory_order_seq_cst));
+}
+
+int weft__waiter_publish(weft__waiter *w)
+{
+    weft__cctx *c = w->ctx;
+    if (!c) return 0;
+    /* seq_cst: Dekker with cancel.c's EFF update then cctx_poke. */
+    atomic_store_explicit(&c->waiter, w, memory_order_seq_cst);
+    if (WEFT_UNLIKELY(owner_cancelled(w))) {
+        retract(c, w);
+        weft__waiter_unused(w);
+        return ECANCELED;
     }
+    w->published = true;
+    return 0;
+}
+
+int weft__waiter_withdraw(weft__waiter *w, int code)
+{
+    int exp = WEFT__W_WAITING;
+    if (!w->ctx ||
+        atomic_compare_exchange_strong_explicit(&w->state, &exp, WEFT__W_ABORTED,
+                                                memory_order_acq_rel, memory_order_acquire)) {
+        if (w->ctx) retract(w->ctx, w);
+        weft__waiter_unused(w);
+        return code;
+    }
+    return weft__waiter_park(w, 0);
 }
 
 int weft__waiter_park(weft__waiter *w, uint64_t pthread_deadline)
 {
     weft__cctx *c = w->ctx;
-    if (c) {
+    if (c && !w->published) {
         /* seq_cst: Dekker with cancel.c's EFF update then cctx_poke. */
         atomic_store_explicit(&c->waiter, w, memory_order_seq_cst);
-        /* seq_cst (rt->cancelled): Dekker with runtime shutdown, which
-         * stores it and then sweeps the published waiters. */
-        if (WEFT_UNLIKELY(weft__node_eff(w->cnode) ||
-                          (w->task && atomic_load_explicit(&w->task->rt->cancelled,
-                                                           memory_order_seq_cst))) &&
-            abort_self(w)) {
+        if (WEFT_UNLIKELY(owner_cancelled(w)) && abort_self(w)) {
             retract(c, w);
             return ECANCELED;
         }

@@ -101,6 +101,7 @@ typedef struct weft__waiter {
     weft__cnode *cnode;             /* owner's innermost cancel node at init */
     void *slot;                     /* item in or out, for primitives that move one */
     _Atomic bool released;          /* take(): the completer is done with it */
+    bool published;                 /* owner only: publish() succeeded */
     uint64_t deadline;              /* timers: weft_now() deadline */
     size_t heap_idx;                /* timers: index in the heap; guarded by its lock */
     struct weft__waiter *next, *prev; /* queue links; guarded by the primitive */
@@ -117,8 +118,28 @@ void weft__waiter_init_entry(weft__waiter *w, const weft__waiter_ops *ops, void 
 /* The caller initialised w but decided not to park after all (it was never
  * published): undoes the task's PARKING mark. */
 void weft__waiter_unused(weft__waiter *w);
+/*
+ * Publishes w in the owner's context before it is linked anywhere, so a
+ * cancel can find it, and checks cancellation: returns ECANCELED (w unused,
+ * nothing to undo) when the owner is already effectively cancelled or its
+ * runtime is shutting down, else 0.  Then the caller links w under its queue
+ * lock only if weft__waiter_pending(w) (a canceller may have aborted the
+ * published waiter already; its unlink found nothing) and parks.  Used by
+ * every lock-based primitive: once a cancel returned, a waiter under it can
+ * never be claimed (the model in tests/model/waiter.pml checks this).
+ */
+int weft__waiter_publish(weft__waiter *w);
+static inline bool weft__waiter_pending(weft__waiter *w)
+{
+    return atomic_load_explicit(&w->state, memory_order_acquire) == WEFT__W_WAITING;
+}
+/* A published waiter the caller decided not to link after all (an error,
+ * or nothing to wait for): returns code, or, if a canceller aborted w in
+ * the meantime, waits for its wake-up and returns its code. */
+int weft__waiter_withdraw(weft__waiter *w, int code);
 /* Blocks until a completer or canceller wakes the owner; returns w->result.
- * Call it after linking w where its completers find it.  It publishes w to
+ * Call it after linking w where its completers find it.  If w was not
+ * published first (lock-free slots, e.g. join), park publishes it here.  It publishes w to
  * the owner's context, so a cancel of the effective scope aborts it; if that
  * scope is already cancelled it aborts w itself (unlinking it through ops)
  * and returns ECANCELED at once.  For a plain pthread with deadline != 0, a

@@ -27,6 +27,6 @@ weft_require() {
 }
 
 # What building and testing weft needs on a fresh Debian 12.
-WEFT_TEST_PACKAGES=(gcc libc6-dev make cmake pkg-config liburcu-dev libcriterion-dev)
+WEFT_TEST_PACKAGES=(gcc libc6-dev make cmake pkg-config liburcu-dev libcriterion-dev spin)
 # The benchmark suite adds the Go toolchain for the Go peers.
 WEFT_BENCH_PACKAGES=("${WEFT_TEST_PACKAGES[@]}" golang-go)

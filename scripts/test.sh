@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs weft's tests: builds with -Werror, runs the Criterion suites, the
-# install-and-consume test and the stress tier (bounded in time), through
+# spin model check of the waiter protocol, the install-and-consume test and
+# the stress tier (bounded in time), through
 # CTest.  Installs missing Debian packages when run as root.
 #
 #   scripts/test.sh                              the full test command
@@ -32,7 +33,7 @@ cmake --build "$dir" -j "$jobs"
 
 echo "weft: stress seed $seed, $seconds s per stress program (replay with --seed $seed)"
 case $sanitize in
-"") labels='unit|install|stress' ;;
+"") labels='unit|model|install|stress' ;;
 # Criterion cannot start under ThreadSanitizer (ARCHITECTURE.md, known
 # traps): the stress programs, which have their own main, are the TSan tier.
 thread) labels='stress' ;;

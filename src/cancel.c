@@ -23,7 +23,9 @@
  *     lock; its sibling links only under its parent's lock.
  *  2. A node with children is never unlinked (weft__node_unlink aborts), so
  *     a node reached while its parent's lock is held is alive, and so is the
- *     context it points to.
+ *     context it points to.  A group keeps its children in shards (group.c)
+ *     instead: there the shard's lock plays the parent lock's part, and the
+ *     order is group node, then shard, then child.
  *  3. Cancelling is synchronous.  When EFF becomes true on a node with a
  *     context (a root or scope), the canceller pokes that context while
  *     still holding the node's lock: if the context has a published blocked
@@ -88,6 +90,7 @@ void weft__node_init(weft__cnode *n, uint8_t kind, weft__cctx *ctx)
     atomic_init(&n->lock, false);
     n->kind = kind;
     n->parent = n->child = n->next = n->prev = n->dnext = NULL;
+    n->shards = NULL;
     n->ctx = ctx;
 }
 
@@ -192,6 +195,14 @@ static void node_update(weft__cnode *x, dlist *dl)
                 atomic_fetch_or_explicit(&x->flags, WEFT__N_DELIVERED, memory_order_release);
             }
         }
+        if (x->shards) {
+            for (unsigned i = 0; i < WEFT__GROUP_SHARDS; i++) {
+                weft__cshard *sh = &x->shards[i];
+                weft__spin_lock(&sh->lock);
+                for (weft__cnode *c = sh->child; c; c = c->next) node_update(c, dl);
+                weft__spin_unlock(&sh->lock);
+            }
+        }
         for (weft__cnode *c = x->child; c; c = c->next) node_update(c, dl);
         if (eff && x->ctx) cctx_poke(x->ctx);
     }
@@ -213,21 +224,38 @@ static void deliver_all(dlist *dl)
     }
 }
 
-void weft__node_link(weft__cnode *n, weft__cnode *parent)
+void weft__node_link_locked(weft__cnode **head, weft__cnode *n, weft__cnode *parent)
 {
-    weft__spin_lock(&parent->lock);
     n->parent = parent;
     n->prev = NULL;
-    n->next = parent->child;
-    if (parent->child) parent->child->prev = n;
-    parent->child = n;
+    n->next = *head;
+    if (*head) (*head)->prev = n;
+    *head = n;
     /* A new node has no blocked owner and no callbacks yet: copying the
-     * parent's EFF is all its update needs. */
+     * parent's EFF is all its update needs.  acquire: the parent's EFF was
+     * set before the lock we hold was last released by its walker. */
     if (!(atomic_load_explicit(&n->flags, memory_order_relaxed) & WEFT__N_SHIELD) &&
-        (atomic_load_explicit(&parent->flags, memory_order_relaxed) & WEFT__N_EFF)) {
+        (atomic_load_explicit(&parent->flags, memory_order_acquire) & WEFT__N_EFF)) {
         uint32_t add = WEFT__N_EFF | (n->kind == WEFT__NK_TOKEN ? WEFT__N_DELIVERED : 0);
         atomic_fetch_or_explicit(&n->flags, add, memory_order_seq_cst);
     }
+}
+
+void weft__node_unlink_locked(weft__cnode **head, weft__cnode *n)
+{
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        *head = n->next;
+    if (n->next) n->next->prev = n->prev;
+    n->next = n->prev = NULL;
+}
+
+void weft__node_link(weft__cnode *n, weft__cnode *parent)
+{
+    WEFT_ASSERT(!parent->shards);
+    weft__spin_lock(&parent->lock);
+    weft__node_link_locked(&parent->child, n, parent);
     weft__spin_unlock(&parent->lock);
 }
 
@@ -241,14 +269,11 @@ void weft__node_unlink(weft__cnode *n, const char *what)
     if (busy)
         WEFT_DIE("%s ended while a task group or child token created under it is still alive "
                  "(destroy the group first)", what);
+    WEFT_ASSERT(!p->shards);
     weft__spin_lock(&p->lock);
-    if (n->prev)
-        n->prev->next = n->next;
-    else
-        p->child = n->next;
-    if (n->next) n->next->prev = n->prev;
+    weft__node_unlink_locked(&p->child, n);
     weft__spin_unlock(&p->lock);
-    n->parent = n->next = n->prev = NULL;
+    n->parent = NULL;
 }
 
 void weft__node_cancel(weft__cnode *n, uint32_t extra)

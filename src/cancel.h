@@ -22,6 +22,26 @@ static inline void weft__spin_unlock(_Atomic bool *l)
     atomic_store_explicit(l, false, memory_order_release);
 }
 
+/*
+ * A group's children are spread over shards, each with its own lock, so
+ * that children exiting on different workers (and a cancel walking them)
+ * rarely meet on one lock (group.c).
+ */
+#define WEFT__GROUP_SHARDS 32
+typedef struct weft__cshard {
+    _Alignas(WEFT_CACHELINE) _Atomic bool lock;
+    struct weft__cnode *child;       /* guarded by lock */
+    size_t live;                     /* guarded by lock: children in this shard */
+} weft__cshard;
+
+/* By 16 MiB region (a stack slab): a shard's list stays in address order,
+ * so walking it (and running what the walk woke) streams through memory;
+ * a hash of the address made a 1M-task cancel seven times slower. */
+static inline weft__cshard *weft__shard_of(struct weft__cnode *group, const void *child)
+{
+    return &group->shards[((uintptr_t)child >> 24) % WEFT__GROUP_SHARDS];
+}
+
 /* A token callback registration (the storage of weft_token_reg). */
 typedef struct weft__reg {
     struct weft_token *token;
@@ -64,6 +84,11 @@ static inline weft__cnode *weft__cctx_inner(weft__cctx *c)
 void weft__node_init(weft__cnode *n, uint8_t kind, weft__cctx *ctx);
 /* Links node n (kind, ctx set) under parent and computes its EFF. */
 void weft__node_link(weft__cnode *n, weft__cnode *parent);
+/* Links n into the list *head guarded by a lock the caller holds (a group
+ * shard), under parent, copying parent's EFF. */
+void weft__node_link_locked(weft__cnode **head, weft__cnode *n, weft__cnode *parent);
+/* Unlinks n from the list *head, lock held. */
+void weft__node_unlink_locked(weft__cnode **head, weft__cnode *n);
 /* Unlinks n from its parent; aborts if n still has children. */
 void weft__node_unlink(weft__cnode *n, const char *what);
 /* Cancels n itself (OWN | extra flags) and pushes the change down; runs the

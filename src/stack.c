@@ -120,6 +120,20 @@ static int slab_new(weft__stack_pool *p)
         }
         if (guarded) p->guard_budget -= n;
     }
+    /* Grow (and touch) the free array now, while carving, so that it can
+     * take back every stack ever carved: returning a million stacks at once
+     * (a mass exit) then never page-faults on a freshly grown array. */
+    if (p->total + n > p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 1024;
+        while (cap < p->total + n) cap *= 2;
+        weft_task **a = realloc(p->free, cap * sizeof *a);
+        if (a) {
+            memset(a + p->cap, 0, (cap - p->cap) * sizeof *a);
+            p->free = a;
+            p->cap = cap;
+        }
+    }
+    p->total += n;
     s->base = base;
     s->len = len;
     s->next = p->slabs;

@@ -33,6 +33,7 @@ typedef struct weft__stack_pool {
     pthread_mutex_t lock;
     struct weft_task **free; /* guarded by lock: a stack (array) of free stacks */
     size_t nfree, cap;       /* guarded by lock */
+    size_t total;            /* guarded by lock: stacks in all slabs */
     weft__slab *slabs;      /* guarded by lock */
     char *carve, *carve_end; /* guarded by lock: uncarved part of the newest slab */
     bool carve_guarded;     /* guarded by lock */

@@ -69,7 +69,8 @@ typedef struct weft__cnode {
     _Atomic bool lock;                 /* spin lock: flags' EFF changes, children */
     uint8_t kind;                      /* immutable: WEFT__NK_* */
     struct weft__cnode *parent;        /* immutable while linked */
-    struct weft__cnode *child;         /* guarded by lock */
+    struct weft__cnode *child;         /* guarded by lock (not used by groups) */
+    struct weft__cshard *shards;       /* groups: children spread over shards */
     struct weft__cnode *next, *prev;   /* siblings; guarded by parent->lock */
     struct weft__cnode *dnext;         /* tokens: delivery list of one cancel */
     struct weft__cctx *ctx;            /* root/scope: the context to poke */

@@ -8,6 +8,7 @@
 #include "weft/common.h"
 #include "weft/cancel.h"
 #include "weft/runtime.h"
+#include "weft/sync.h"
 #include "weft/task.h"
 #include "weft/time.h"
 

@@ -97,6 +97,8 @@ void weft__node_init(weft__cnode *n, uint8_t kind, weft__cctx *ctx)
 void weft__cctx_init(weft__cctx *c)
 {
     c->scope = NULL;
+    c->task = NULL;
+    c->held = NULL;
     /* A store, not atomic_init: runtime shutdown may be sweeping this
      * recycled stack's slot (it only ever finds NULL here). */
     atomic_store_explicit(&c->waiter, NULL, memory_order_relaxed);

@@ -103,6 +103,9 @@ weft__timers *weft__gtimer_heap(void);
 /* Disarms a timer entry: unlinks it or waits for a running fire. */
 void weft__entry_disarm(weft__waiter *w);
 
+/* Breaks every lock c still owns (a task returned holding them; sync.c). */
+void weft__locks_break(weft__cctx *c);
+
 /* Group side of a task's exit (group.c). */
 struct weft_group;
 struct weft_task;

@@ -76,6 +76,7 @@ int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, boo
     t->link = NULL;
     t->group = NULL;
     weft__cctx_init(&t->cctx);
+    t->cctx.task = t;
     /* The first frame starts just below the task struct, 16-byte aligned as
      * weft__ctx_entry expects. */
     uintptr_t sp = ((uintptr_t)t - 16) & ~(uintptr_t)15;
@@ -154,6 +155,7 @@ _Noreturn void weft__task_main(weft_task *t)
     t->status = t->fn(t->arg);
     if (WEFT_UNLIKELY(t->cctx.scope != NULL))
         WEFT_DIE("a task returned inside a cancel scope it did not exit");
+    if (WEFT_UNLIKELY(t->cctx.held != NULL)) weft__locks_break(&t->cctx);
     if (t->group) weft__group_child_exit(t->group, &t->cctx.root, t->status);
     else if (WEFT_UNLIKELY(t->cctx.root.child != NULL))
         WEFT_DIE("a task returned while a task group it created is still alive");

@@ -72,6 +72,7 @@ static void init_common(weft__waiter *w, const weft__waiter_ops *ops, void *obj)
     w->heap_idx = WEFT__HEAP_NONE;
     atomic_init(&w->released, false);
     w->published = false;
+    w->linked = false;
     w->next = w->prev = NULL;
     atomic_init(&w->futex, 0);
     w->ctx = NULL;
@@ -267,14 +268,15 @@ int weft__waiter_publish(weft__waiter *w)
 int weft__waiter_withdraw(weft__waiter *w, int code)
 {
     int exp = WEFT__W_WAITING;
-    if (!w->ctx ||
-        atomic_compare_exchange_strong_explicit(&w->state, &exp, WEFT__W_ABORTED,
-                                                memory_order_acq_rel, memory_order_acquire)) {
-        if (w->ctx) retract(w->ctx, w);
-        weft__waiter_unused(w);
-        return code;
-    }
-    return weft__waiter_park(w, 0);
+    if (w->ctx &&
+        !atomic_compare_exchange_strong_explicit(&w->state, &exp, WEFT__W_ABORTED,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        code = w->result; /* a canceller aborted it (it was never linked) */
+    /* Once BUSY is released the canceller is done with w (its wake-up
+     * included), so there is nothing to park for. */
+    if (w->ctx) retract(w->ctx, w);
+    weft__waiter_unused(w);
+    return code;
 }
 
 int weft__waiter_park(weft__waiter *w, uint64_t pthread_deadline)

@@ -78,6 +78,8 @@ typedef struct weft__cnode {
 
 typedef struct weft__cctx {
     struct weft__scope *scope;               /* innermost scope; owner only */
+    struct weft_task *task;                  /* the task, or NULL for a pthread */
+    struct weft__lock *held;                 /* locks it owns (sync.c); owner only */
     _Atomic(struct weft__waiter *) waiter;   /* atomic: blocked waiter, NULL, or BUSY */
     weft__cnode root;                        /* outermost node of the context */
 } weft__cctx;
@@ -103,6 +105,7 @@ typedef struct weft__waiter {
     void *slot;                     /* item in or out, for primitives that move one */
     _Atomic bool released;          /* take(): the completer is done with it */
     bool published;                 /* owner only: publish() succeeded */
+    bool linked;                    /* in a primitive's queue; guarded by it */
     uint64_t deadline;              /* timers: weft_now() deadline */
     size_t heap_idx;                /* timers: index in the heap; guarded by its lock */
     struct weft__waiter *next, *prev; /* queue links; guarded by the primitive */
@@ -135,8 +138,10 @@ static inline bool weft__waiter_pending(weft__waiter *w)
     return atomic_load_explicit(&w->state, memory_order_acquire) == WEFT__W_WAITING;
 }
 /* A published waiter the caller decided not to link after all (an error,
- * or nothing to wait for): returns code, or, if a canceller aborted w in
- * the meantime, waits for its wake-up and returns its code. */
+ * or nothing to wait for): returns code, or, if a canceller aborted the
+ * (unlinked) waiter in the meantime, the canceller's code.  Callers that
+ * completed their operation anyway ignore the result: a completed
+ * operation never reports ECANCELED. */
 int weft__waiter_withdraw(weft__waiter *w, int code);
 /* Blocks until a completer or canceller wakes the owner; returns w->result.
  * Call it after linking w where its completers find it.  If w was not

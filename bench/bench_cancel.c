@@ -61,9 +61,6 @@ static int root(void *arg)
     weft_sleep(2000000); /* the last ones finish parking */
     bench_clock c = bench_start();
     weft_group_cancel(g);
-    if (getenv("BENCH_PHASES"))
-        fprintf(stderr, "cancel phase %.1f ms (from %.6f to %.6f)\n", (bench_wall_ns() - c.wall) / 1e6,
-                c.wall / 1e9, bench_wall_ns() / 1e9);
     int rc = weft_group_wait(g);
     bench_report(c, "cancel", "cancel_1m", "weft", 1, 1e6, "ms", params);
     if (rc) abort();

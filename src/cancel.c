@@ -297,13 +297,8 @@ void weft__entry_disarm(weft__waiter *w)
         return;
     }
     /* acquire: pairs with the fire's release of DONE (invariant 5). */
-    for (unsigned i = 0; atomic_load_explicit(&w->state, memory_order_acquire) == WEFT__W_CLAIMED;
-         i++) {
-        if (i < 100)
-            weft__cpu_relax();
-        else
-            sched_yield();
-    }
+    for (unsigned i = 0; atomic_load_explicit(&w->state, memory_order_acquire) == WEFT__W_CLAIMED;)
+        weft__backoff(&i);
 }
 
 static void entry_done(weft__waiter *w)
@@ -559,12 +554,9 @@ void weft_token_cancel(weft_token *t)
      * (unless we are the one running them, from inside a callback). */
     const void *self = weft__cctx_self();
     for (unsigned i = 0;
-         !(atomic_load_explicit(&t->node.flags, memory_order_acquire) & WEFT__N_DELIVERED); i++) {
+         !(atomic_load_explicit(&t->node.flags, memory_order_acquire) & WEFT__N_DELIVERED);) {
         if (atomic_load_explicit(&t->deliverer, memory_order_relaxed) == self) return;
-        if (i < 100)
-            weft__cpu_relax();
-        else
-            sched_yield();
+        weft__backoff(&i);
     }
 }
 
@@ -641,10 +633,6 @@ void weft_token_off_cancel(weft_token_reg *reg)
     weft__spin_unlock(&t->node.lock);
     if (atomic_load_explicit(&r->runner, memory_order_relaxed) == weft__cctx_self()) return;
     /* acquire: pairs with the release of DONE after the callback. */
-    for (unsigned i = 0; atomic_load_explicit(&r->state, memory_order_acquire) == REG_RUNNING; i++) {
-        if (i < 100)
-            weft__cpu_relax();
-        else
-            sched_yield();
-    }
+    for (unsigned i = 0; atomic_load_explicit(&r->state, memory_order_acquire) == REG_RUNNING;)
+        weft__backoff(&i);
 }

@@ -105,8 +105,6 @@ void weft__group_child_exit(weft_group *g, weft__cnode *root, int status)
         weft__spin_unlock(&g->lock);
         if (first) weft__node_cancel(&g->node, 0); /* we are live: g is too */
     }
-    if (WEFT_UNLIKELY(root->child != NULL))
-        WEFT_DIE("a task returned while a task group it created is still alive");
     weft__cshard *sh = weft__shard_of(&g->node, root);
     weft__spin_lock(&sh->lock);
     weft__node_unlink_locked(&sh->child, root);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <time.h>
 #include <errno.h>
+#include <sched.h>
 
 #include "weft.h"
 
@@ -56,6 +57,16 @@ static inline void weft__cpu_relax(void)
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield" ::: "memory");
 #endif
+}
+
+/* One step of a bounded-spin wait for another thread's short action:
+ * pause for the first rounds, then give the CPU away. */
+static inline void weft__backoff(unsigned *round)
+{
+    if ((*round)++ < 100)
+        weft__cpu_relax();
+    else
+        sched_yield();
 }
 
 static inline uint64_t weft__now(void)

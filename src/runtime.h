@@ -101,6 +101,15 @@ struct weft_runtime {
     _Atomic bool stopping;                            /* atomic: workers must exit */
 };
 
+/* Whether context c (a task's or a pthread's) is cancelled: its runtime is
+ * shutting down, or its innermost cancel node is effectively cancelled. */
+static inline bool weft__cctx_cancelled(weft__cctx *c)
+{
+    if (c->task && atomic_load_explicit(&c->task->rt->cancelled, memory_order_acquire))
+        return true;
+    return atomic_load_explicit(&weft__cctx_inner(c)->flags, memory_order_acquire) & WEFT__N_EFF;
+}
+
 /* The worker running the caller, or NULL.  Not inlined, so no compiler caches
  * the thread-local address across a switch (ARCHITECTURE.md, known traps). */
 weft__worker *weft__worker_self(void) __attribute__((noinline));

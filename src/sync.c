@@ -49,9 +49,17 @@ enum { WAITERS = 1, BROKEN = 2 };
 /* --- FIFO queues of waiters -------------------------------------------- */
 
 typedef struct wq {
+    _Atomic bool lock; /* guards the queue (and the object's other fields) */
     weft__waiter *head, *tail;
     size_t n;
 } wq;
+
+static void wq_init(wq *q)
+{
+    atomic_init(&q->lock, false);
+    q->head = q->tail = NULL;
+    q->n = 0;
+}
 
 static void wq_push(wq *q, weft__waiter *w)
 {
@@ -88,6 +96,26 @@ static weft__waiter *wq_pop(wq *q)
     return w;
 }
 
+/* ops->unlink of every object but the lock: w->obj is the queue. */
+static void wq_unlink(weft__waiter *w)
+{
+    wq *q = w->obj;
+    weft__spin_lock(&q->lock);
+    wq_remove(q, w);
+    weft__spin_unlock(&q->lock);
+}
+
+static const weft__waiter_ops wq_ops = {.unlink = wq_unlink};
+
+/* destroy of every object but the lock: EBUSY while anyone waits. */
+static int wq_destroy(wq *q)
+{
+    weft__spin_lock(&q->lock);
+    int rc = q->n ? EBUSY : 0;
+    weft__spin_unlock(&q->lock);
+    return rc;
+}
+
 /* Pops up to n waiters that can be claimed (lock held) into a chain through
  * ->next, to be completed after the lock is released. */
 static weft__waiter *wq_claim(wq *q, size_t n, size_t *got)
@@ -116,18 +144,10 @@ static void complete_chain(weft__waiter *w, int result)
     }
 }
 
-static bool ctx_cancelled(weft__cctx *c)
-{
-    if (c->task && atomic_load_explicit(&c->task->rt->cancelled, memory_order_acquire))
-        return true;
-    return atomic_load_explicit(&weft__cctx_inner(c)->flags, memory_order_acquire) & WEFT__N_EFF;
-}
-
 /* --- lock ---------------------------------------------------------------- */
 
 typedef struct weft__lock {
     _Atomic uintptr_t owner;
-    _Atomic bool qlock;
     wq q;
     struct weft__lock *held_next, *held_prev; /* the owner's list */
 } weft__lock;
@@ -159,7 +179,7 @@ static void held_remove(weft__cctx *c, weft__lock *l)
 static void lock_unlink(weft__waiter *w)
 {
     weft__lock *l = w->obj;
-    weft__spin_lock(&l->qlock);
+    weft__spin_lock(&l->q.lock);
     wq_remove(&l->q, w);
     if (l->q.n == 0) { /* invariant 1 */
         uintptr_t v = atomic_load_explicit(&l->owner, memory_order_relaxed);
@@ -168,7 +188,7 @@ static void lock_unlink(weft__waiter *w)
                                                       memory_order_relaxed, memory_order_relaxed)) {
         }
     }
-    weft__spin_unlock(&l->qlock);
+    weft__spin_unlock(&l->q.lock);
 }
 
 static const weft__waiter_ops lock_ops = {.unlink = lock_unlink};
@@ -178,8 +198,7 @@ int weft_lock_init(weft_lock *pl)
     if (!pl) return EINVAL;
     weft__lock *l = L(pl);
     atomic_init(&l->owner, 0);
-    atomic_init(&l->qlock, false);
-    l->q = (wq){NULL, NULL, 0};
+    wq_init(&l->q);
     l->held_next = l->held_prev = NULL;
     return 0;
 }
@@ -195,11 +214,11 @@ static int lock_slow(weft__lock *l, weft__cctx *c, bool cancellable)
         weft__waiter_init_shielded(&w, &lock_ops, l);
     }
     w.slot = (void *)me;
-    weft__spin_lock(&l->qlock);
+    weft__spin_lock(&l->q.lock);
     for (;;) {
         uintptr_t v = atomic_load_explicit(&l->owner, memory_order_relaxed);
         if (v & BROKEN) {
-            weft__spin_unlock(&l->qlock);
+            weft__spin_unlock(&l->q.lock);
             weft__waiter_withdraw(&w, 0);
             return EOWNERDEAD;
         }
@@ -207,7 +226,7 @@ static int lock_slow(weft__lock *l, weft__cctx *c, bool cancellable)
             /* acquire: pairs with the previous owner's release. */
             if (atomic_compare_exchange_weak_explicit(&l->owner, &v, me, memory_order_acquire,
                                                       memory_order_relaxed)) {
-                weft__spin_unlock(&l->qlock);
+                weft__spin_unlock(&l->q.lock);
                 weft__waiter_withdraw(&w, 0); /* completed: never ECANCELED */
                 held_push(c, l);
                 return 0;
@@ -220,7 +239,7 @@ static int lock_slow(weft__lock *l, weft__cctx *c, bool cancellable)
             break; /* invariant 2 */
     }
     if (weft__waiter_pending(&w)) wq_push(&l->q, &w);
-    weft__spin_unlock(&l->qlock);
+    weft__spin_unlock(&l->q.lock);
     int rc = weft__waiter_park(&w, 0);
     if (rc == 0) held_push(c, l);
     return rc;
@@ -234,7 +253,7 @@ int weft_lock_acquire(weft_lock *pl)
     uintptr_t v = atomic_load_explicit(&l->owner, memory_order_relaxed);
     if (WEFT_UNLIKELY((v & OWNER_MASK) == me)) return EDEADLK; /* invariant 3 */
     if (WEFT_UNLIKELY(v & BROKEN)) return EOWNERDEAD;
-    if (WEFT_UNLIKELY(ctx_cancelled(c))) return ECANCELED;
+    if (WEFT_UNLIKELY(weft__cctx_cancelled(c))) return ECANCELED;
     /* acquire: pairs with the releasing CAS or hand-off store. */
     if (v == 0 && atomic_compare_exchange_strong_explicit(&l->owner, &v, me, memory_order_acquire,
                                                           memory_order_relaxed)) {
@@ -262,7 +281,7 @@ int weft_lock_try_acquire(weft_lock *pl)
 /* Hands l to the first live waiter, or frees it.  Caller owns l. */
 static void lock_handoff(weft__lock *l)
 {
-    weft__spin_lock(&l->qlock);
+    weft__spin_lock(&l->q.lock);
     for (;;) {
         weft__waiter *w = wq_pop(&l->q);
         if (!w) {
@@ -273,12 +292,12 @@ static void lock_handoff(weft__lock *l)
             uintptr_t next = (uintptr_t)w->slot | (l->q.n ? WAITERS : 0);
             /* release: the critical section happens before the new owner's. */
             atomic_store_explicit(&l->owner, next, memory_order_release);
-            weft__spin_unlock(&l->qlock);
+            weft__spin_unlock(&l->q.lock);
             weft__waiter_complete(w, 0);
             return;
         }
     }
-    weft__spin_unlock(&l->qlock);
+    weft__spin_unlock(&l->q.lock);
 }
 
 static int lock_release(weft__lock *l, weft__cctx *c)
@@ -304,10 +323,10 @@ int weft_lock_destroy(weft_lock *pl)
 {
     if (!pl) return EINVAL;
     weft__lock *l = L(pl);
-    weft__spin_lock(&l->qlock);
+    weft__spin_lock(&l->q.lock);
     uintptr_t v = atomic_load_explicit(&l->owner, memory_order_relaxed);
     int rc = ((v & OWNER_MASK) || l->q.n) ? EBUSY : 0;
-    weft__spin_unlock(&l->qlock);
+    weft__spin_unlock(&l->q.lock);
     return rc;
 }
 
@@ -315,14 +334,14 @@ int weft_lock_stats(weft_lock *pl, struct weft_lock_stats *st)
 {
     if (!pl || !st) return EINVAL;
     weft__lock *l = L(pl);
-    weft__spin_lock(&l->qlock);
+    weft__spin_lock(&l->q.lock);
     uintptr_t v = atomic_load_explicit(&l->owner, memory_order_acquire);
     weft__cctx *o = (weft__cctx *)(v & OWNER_MASK);
     st->locked = o != NULL;
     st->broken = (v & BROKEN) != 0;
     st->owner = o ? o->task : NULL;
     st->tasks_waiting = l->q.n;
-    weft__spin_unlock(&l->qlock);
+    weft__spin_unlock(&l->q.lock);
     return 0;
 }
 
@@ -331,10 +350,10 @@ void weft__locks_break(weft__cctx *c)
     while (c->held) {
         weft__lock *l = c->held;
         held_remove(c, l);
-        weft__spin_lock(&l->qlock);
+        weft__spin_lock(&l->q.lock);
         atomic_store_explicit(&l->owner, BROKEN, memory_order_release);
         weft__waiter *chain = wq_claim(&l->q, SIZE_MAX, NULL);
-        weft__spin_unlock(&l->qlock);
+        weft__spin_unlock(&l->q.lock);
         complete_chain(chain, EOWNERDEAD);
     }
 }
@@ -342,8 +361,7 @@ void weft__locks_break(weft__cctx *c)
 /* --- semaphore ----------------------------------------------------------- */
 
 typedef struct weft__sem {
-    _Atomic bool qlock;
-    size_t value, max; /* guarded by qlock */
+    size_t value, max; /* guarded by q.lock */
     wq q;
 } weft__sem;
 
@@ -354,24 +372,13 @@ static weft__sem *SM(weft_sem *s)
     return (weft__sem *)(void *)s;
 }
 
-static void sem_unlink(weft__waiter *w)
-{
-    weft__sem *s = w->obj;
-    weft__spin_lock(&s->qlock);
-    wq_remove(&s->q, w);
-    weft__spin_unlock(&s->qlock);
-}
-
-static const weft__waiter_ops sem_ops = {.unlink = sem_unlink};
-
 int weft_sem_init(weft_sem *ps, size_t initial, size_t max)
 {
     if (!ps || (max && initial > max)) return EINVAL;
     weft__sem *s = SM(ps);
-    atomic_init(&s->qlock, false);
     s->value = initial;
     s->max = max;
-    s->q = (wq){NULL, NULL, 0};
+    wq_init(&s->q);
     return 0;
 }
 
@@ -387,37 +394,37 @@ int weft_sem_acquire(weft_sem *ps)
 {
     weft__sem *s = SM(ps);
     if (weft__cancelled()) return ECANCELED;
-    weft__spin_lock(&s->qlock);
+    weft__spin_lock(&s->q.lock);
     bool ok = sem_take(s);
-    weft__spin_unlock(&s->qlock);
+    weft__spin_unlock(&s->q.lock);
     if (ok) return 0;
     weft__waiter w;
-    weft__waiter_init(&w, &sem_ops, s);
+    weft__waiter_init(&w, &wq_ops, &s->q);
     if (weft__waiter_publish(&w)) return ECANCELED;
-    weft__spin_lock(&s->qlock);
+    weft__spin_lock(&s->q.lock);
     if (sem_take(s)) {
-        weft__spin_unlock(&s->qlock);
+        weft__spin_unlock(&s->q.lock);
         weft__waiter_withdraw(&w, 0);
         return 0;
     }
     if (weft__waiter_pending(&w)) wq_push(&s->q, &w);
-    weft__spin_unlock(&s->qlock);
+    weft__spin_unlock(&s->q.lock);
     return weft__waiter_park(&w, 0);
 }
 
 int weft_sem_try_acquire(weft_sem *ps)
 {
     weft__sem *s = SM(ps);
-    weft__spin_lock(&s->qlock);
+    weft__spin_lock(&s->q.lock);
     bool ok = sem_take(s);
-    weft__spin_unlock(&s->qlock);
+    weft__spin_unlock(&s->q.lock);
     return ok ? 0 : EAGAIN;
 }
 
 int weft_sem_release(weft_sem *ps)
 {
     weft__sem *s = SM(ps);
-    weft__spin_lock(&s->qlock);
+    weft__spin_lock(&s->q.lock);
     weft__waiter *w = wq_claim(&s->q, 1, NULL);
     int rc = 0;
     if (!w) {
@@ -426,30 +433,25 @@ int weft_sem_release(weft_sem *ps)
         else
             s->value++;
     }
-    weft__spin_unlock(&s->qlock);
+    weft__spin_unlock(&s->q.lock);
     complete_chain(w, 0); /* the permit goes straight to it */
     return rc;
 }
 
 int weft_sem_destroy(weft_sem *ps)
 {
-    if (!ps) return EINVAL;
-    weft__sem *s = SM(ps);
-    weft__spin_lock(&s->qlock);
-    int rc = s->q.n ? EBUSY : 0;
-    weft__spin_unlock(&s->qlock);
-    return rc;
+    return ps ? wq_destroy(&SM(ps)->q) : EINVAL;
 }
 
 int weft_sem_stats(weft_sem *ps, struct weft_sem_stats *st)
 {
     if (!ps || !st) return EINVAL;
     weft__sem *s = SM(ps);
-    weft__spin_lock(&s->qlock);
+    weft__spin_lock(&s->q.lock);
     st->value = s->value;
     st->max = s->max;
     st->tasks_waiting = s->q.n;
-    weft__spin_unlock(&s->qlock);
+    weft__spin_unlock(&s->q.lock);
     return 0;
 }
 
@@ -457,7 +459,6 @@ int weft_sem_stats(weft_sem *ps, struct weft_sem_stats *st)
 
 typedef struct weft__event {
     _Atomic bool set;
-    _Atomic bool qlock;
     wq q;
 } weft__event;
 
@@ -468,33 +469,22 @@ static weft__event *EV(weft_event *e)
     return (weft__event *)(void *)e;
 }
 
-static void event_unlink(weft__waiter *w)
-{
-    weft__event *e = w->obj;
-    weft__spin_lock(&e->qlock);
-    wq_remove(&e->q, w);
-    weft__spin_unlock(&e->qlock);
-}
-
-static const weft__waiter_ops event_ops = {.unlink = event_unlink};
-
 int weft_event_init(weft_event *pe)
 {
     if (!pe) return EINVAL;
     weft__event *e = EV(pe);
     atomic_init(&e->set, false);
-    atomic_init(&e->qlock, false);
-    e->q = (wq){NULL, NULL, 0};
+    wq_init(&e->q);
     return 0;
 }
 
 void weft_event_set(weft_event *pe)
 {
     weft__event *e = EV(pe);
-    weft__spin_lock(&e->qlock);
+    weft__spin_lock(&e->q.lock);
     atomic_store_explicit(&e->set, true, memory_order_release);
     weft__waiter *chain = wq_claim(&e->q, SIZE_MAX, NULL);
-    weft__spin_unlock(&e->qlock);
+    weft__spin_unlock(&e->q.lock);
     complete_chain(chain, 0);
 }
 
@@ -509,37 +499,32 @@ int weft_event_wait(weft_event *pe)
     if (weft__cancelled()) return ECANCELED;
     if (atomic_load_explicit(&e->set, memory_order_acquire)) return 0;
     weft__waiter w;
-    weft__waiter_init(&w, &event_ops, e);
+    weft__waiter_init(&w, &wq_ops, &e->q);
     if (weft__waiter_publish(&w)) return ECANCELED;
-    weft__spin_lock(&e->qlock);
+    weft__spin_lock(&e->q.lock);
     if (atomic_load_explicit(&e->set, memory_order_relaxed)) {
-        weft__spin_unlock(&e->qlock);
+        weft__spin_unlock(&e->q.lock);
         weft__waiter_withdraw(&w, 0);
         return 0;
     }
     if (weft__waiter_pending(&w)) wq_push(&e->q, &w);
-    weft__spin_unlock(&e->qlock);
+    weft__spin_unlock(&e->q.lock);
     return weft__waiter_park(&w, 0);
 }
 
 int weft_event_destroy(weft_event *pe)
 {
-    if (!pe) return EINVAL;
-    weft__event *e = EV(pe);
-    weft__spin_lock(&e->qlock);
-    int rc = e->q.n ? EBUSY : 0;
-    weft__spin_unlock(&e->qlock);
-    return rc;
+    return pe ? wq_destroy(&EV(pe)->q) : EINVAL;
 }
 
 int weft_event_stats(weft_event *pe, struct weft_event_stats *st)
 {
     if (!pe || !st) return EINVAL;
     weft__event *e = EV(pe);
-    weft__spin_lock(&e->qlock);
+    weft__spin_lock(&e->q.lock);
     st->set = atomic_load_explicit(&e->set, memory_order_relaxed);
     st->tasks_waiting = e->q.n;
-    weft__spin_unlock(&e->qlock);
+    weft__spin_unlock(&e->q.lock);
     return 0;
 }
 
@@ -547,7 +532,6 @@ int weft_event_stats(weft_event *pe, struct weft_event_stats *st)
 
 typedef struct weft__cond {
     weft__lock *lock;
-    _Atomic bool qlock;
     wq q;
 } weft__cond;
 
@@ -558,23 +542,12 @@ static weft__cond *CV(weft_cond *c)
     return (weft__cond *)(void *)c;
 }
 
-static void cond_unlink(weft__waiter *w)
-{
-    weft__cond *c = w->obj;
-    weft__spin_lock(&c->qlock);
-    wq_remove(&c->q, w);
-    weft__spin_unlock(&c->qlock);
-}
-
-static const weft__waiter_ops cond_ops = {.unlink = cond_unlink};
-
 int weft_cond_init(weft_cond *pc, weft_lock *lock)
 {
     if (!pc || !lock) return EINVAL;
     weft__cond *c = CV(pc);
     c->lock = L(lock);
-    atomic_init(&c->qlock, false);
-    c->q = (wq){NULL, NULL, 0};
+    wq_init(&c->q);
     return 0;
 }
 
@@ -588,13 +561,13 @@ int weft_cond_wait(weft_cond *pc)
     weft__cond *c = CV(pc);
     weft__cctx *cx = weft__cctx_self();
     if (!owns(c->lock, cx)) return EPERM;
-    if (ctx_cancelled(cx)) return ECANCELED;
+    if (weft__cctx_cancelled(cx)) return ECANCELED;
     weft__waiter w;
-    weft__waiter_init(&w, &cond_ops, c);
+    weft__waiter_init(&w, &wq_ops, &c->q);
     if (weft__waiter_publish(&w)) return ECANCELED;
-    weft__spin_lock(&c->qlock);
+    weft__spin_lock(&c->q.lock);
     if (weft__waiter_pending(&w)) wq_push(&c->q, &w);
-    weft__spin_unlock(&c->qlock);
+    weft__spin_unlock(&c->q.lock);
     lock_release(c->lock, cx); /* after queueing: no notification is missed */
     int rc = weft__waiter_park(&w, 0);
     /* Take the lock back whatever happened, uncancellably. */
@@ -614,9 +587,9 @@ int weft_cond_notify(weft_cond *pc, size_t n)
 {
     weft__cond *c = CV(pc);
     if (!owns(c->lock, weft__cctx_self())) return EPERM;
-    weft__spin_lock(&c->qlock);
+    weft__spin_lock(&c->q.lock);
     weft__waiter *chain = wq_claim(&c->q, n, NULL); /* skips cancelled waiters */
-    weft__spin_unlock(&c->qlock);
+    weft__spin_unlock(&c->q.lock);
     complete_chain(chain, 0);
     return 0;
 }
@@ -628,30 +601,24 @@ int weft_cond_notify_all(weft_cond *pc)
 
 int weft_cond_destroy(weft_cond *pc)
 {
-    if (!pc) return EINVAL;
-    weft__cond *c = CV(pc);
-    weft__spin_lock(&c->qlock);
-    int rc = c->q.n ? EBUSY : 0;
-    weft__spin_unlock(&c->qlock);
-    return rc;
+    return pc ? wq_destroy(&CV(pc)->q) : EINVAL;
 }
 
 int weft_cond_stats(weft_cond *pc, struct weft_cond_stats *st)
 {
     if (!pc || !st) return EINVAL;
     weft__cond *c = CV(pc);
-    weft__spin_lock(&c->qlock);
+    weft__spin_lock(&c->q.lock);
     st->tasks_waiting = c->q.n;
-    weft__spin_unlock(&c->qlock);
+    weft__spin_unlock(&c->q.lock);
     return 0;
 }
 
 /* --- capacity limiter ------------------------------------------------------ */
 
 typedef struct weft__limiter {
-    _Atomic bool qlock;
-    size_t total, borrowed, cap; /* guarded by qlock */
-    const void **b;              /* guarded by qlock: the borrowers (unordered) */
+    size_t total, borrowed, cap; /* guarded by q.lock */
+    const void **b;              /* guarded by q.lock: the borrowers (unordered) */
     wq q;
 } weft__limiter;
 
@@ -662,26 +629,15 @@ static weft__limiter *LM(weft_limiter *l)
     return (weft__limiter *)(void *)l;
 }
 
-static void limiter_unlink(weft__waiter *w)
-{
-    weft__limiter *l = w->obj;
-    weft__spin_lock(&l->qlock);
-    wq_remove(&l->q, w);
-    weft__spin_unlock(&l->qlock);
-}
-
-static const weft__waiter_ops limiter_ops = {.unlink = limiter_unlink};
-
 int weft_limiter_init(weft_limiter *pl, size_t total)
 {
     if (!pl || total == 0) return EINVAL;
     weft__limiter *l = LM(pl);
-    atomic_init(&l->qlock, false);
     l->total = total;
     l->borrowed = 0;
     l->cap = 0;
     l->b = NULL;
-    l->q = (wq){NULL, NULL, 0};
+    wq_init(&l->q);
     return 0;
 }
 
@@ -724,20 +680,20 @@ static weft__waiter *lim_serve(weft__limiter *l)
 
 static int lim_acquire(weft__limiter *l, const void *who, bool wait)
 {
-    weft__spin_lock(&l->qlock);
+    weft__spin_lock(&l->q.lock);
     if (lim_holds(l, who)) {
-        weft__spin_unlock(&l->qlock);
+        weft__spin_unlock(&l->q.lock);
         return EDEADLK;
     }
-    weft__spin_unlock(&l->qlock);
+    weft__spin_unlock(&l->q.lock);
     if (wait && weft__cancelled()) return ECANCELED;
     weft__waiter w;
     if (wait) {
-        weft__waiter_init(&w, &limiter_ops, l);
+        weft__waiter_init(&w, &wq_ops, &l->q);
         w.slot = (void *)(uintptr_t)who;
         if (weft__waiter_publish(&w)) return ECANCELED;
     }
-    weft__spin_lock(&l->qlock);
+    weft__spin_lock(&l->q.lock);
     int rc = -1;
     if (lim_holds(l, who)) {
         rc = EDEADLK;
@@ -749,7 +705,7 @@ static int lim_acquire(weft__limiter *l, const void *who, bool wait)
     } else if (weft__waiter_pending(&w)) {
         wq_push(&l->q, &w);
     }
-    weft__spin_unlock(&l->qlock);
+    weft__spin_unlock(&l->q.lock);
     if (!wait) return rc;
     if (rc >= 0) {
         weft__waiter_withdraw(&w, rc);
@@ -782,16 +738,16 @@ int weft_limiter_try_acquire_for(weft_limiter *l, const void *borrower)
 
 static int lim_release(weft__limiter *l, const void *who)
 {
-    weft__spin_lock(&l->qlock);
+    weft__spin_lock(&l->q.lock);
     size_t i = 0;
     while (i < l->borrowed && l->b[i] != who) i++;
     if (i == l->borrowed) {
-        weft__spin_unlock(&l->qlock);
+        weft__spin_unlock(&l->q.lock);
         return EPERM;
     }
     l->b[i] = l->b[--l->borrowed];
     weft__waiter *chain = lim_serve(l);
-    weft__spin_unlock(&l->qlock);
+    weft__spin_unlock(&l->q.lock);
     complete_chain(chain, 0);
     return 0;
 }
@@ -810,10 +766,10 @@ int weft_limiter_set_total(weft_limiter *pl, size_t total)
 {
     if (!pl || total == 0) return EINVAL;
     weft__limiter *l = LM(pl);
-    weft__spin_lock(&l->qlock);
+    weft__spin_lock(&l->q.lock);
     l->total = total;
     weft__waiter *chain = lim_serve(l);
-    weft__spin_unlock(&l->qlock);
+    weft__spin_unlock(&l->q.lock);
     complete_chain(chain, 0);
     return 0;
 }
@@ -822,14 +778,14 @@ int weft_limiter_destroy(weft_limiter *pl)
 {
     if (!pl) return EINVAL;
     weft__limiter *l = LM(pl);
-    weft__spin_lock(&l->qlock);
+    weft__spin_lock(&l->q.lock);
     int rc = (l->borrowed || l->q.n) ? EBUSY : 0;
     if (rc == 0) {
         free(l->b);
         l->b = NULL;
         l->cap = 0;
     }
-    weft__spin_unlock(&l->qlock);
+    weft__spin_unlock(&l->q.lock);
     return rc;
 }
 
@@ -837,10 +793,10 @@ int weft_limiter_stats(weft_limiter *pl, struct weft_limiter_stats *st)
 {
     if (!pl || !st) return EINVAL;
     weft__limiter *l = LM(pl);
-    weft__spin_lock(&l->qlock);
+    weft__spin_lock(&l->q.lock);
     st->total = l->total;
     st->borrowed = l->borrowed;
     st->tasks_waiting = l->q.n;
-    weft__spin_unlock(&l->qlock);
+    weft__spin_unlock(&l->q.lock);
     return 0;
 }

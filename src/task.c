@@ -155,10 +155,10 @@ _Noreturn void weft__task_main(weft_task *t)
     t->status = t->fn(t->arg);
     if (WEFT_UNLIKELY(t->cctx.scope != NULL))
         WEFT_DIE("a task returned inside a cancel scope it did not exit");
+    if (WEFT_UNLIKELY(t->cctx.root.child != NULL))
+        WEFT_DIE("a task returned while a task group it created is still alive");
     if (WEFT_UNLIKELY(t->cctx.held != NULL)) weft__locks_break(&t->cctx);
     if (t->group) weft__group_child_exit(t->group, &t->cctx.root, t->status);
-    else if (WEFT_UNLIKELY(t->cctx.root.child != NULL))
-        WEFT_DIE("a task returned while a task group it created is still alive");
     task_exiting(t);
     weft__worker *w = weft__worker_self();
     task_finished(w);
@@ -168,13 +168,7 @@ _Noreturn void weft__task_main(weft_task *t)
 
 bool weft__cancelled(void)
 {
-    weft__worker *w = weft__worker_self();
-    if (w && w->current)
-        return atomic_load_explicit(&w->rt->cancelled, memory_order_acquire) ||
-               (atomic_load_explicit(&weft__cctx_inner(&w->current->cctx)->flags,
-                                     memory_order_acquire) & WEFT__N_EFF);
-    return atomic_load_explicit(&weft__cctx_inner(weft__cctx_thread())->flags,
-                                memory_order_acquire) & WEFT__N_EFF;
+    return weft__cctx_cancelled(weft__cctx_self());
 }
 
 /* --- public API --------------------------------------------------------- */

@@ -52,8 +52,6 @@
  * cancellers: scopes, tokens, deadlines, runtime shutdown and a plain
  * pthread's own deadline.
  */
-#include <sched.h>
-
 #include "runtime.h"
 #include "wait.h"
 
@@ -170,12 +168,8 @@ bool weft__waiter_take(weft__waiter *w)
 void weft__waiter_wait_released(weft__waiter *w)
 {
     /* acquire: pairs with take()'s release; afterwards no one reads w. */
-    for (unsigned i = 0; !atomic_load_explicit(&w->released, memory_order_acquire); i++) {
-        if (i < 200)
-            weft__cpu_relax();
-        else
-            sched_yield();
-    }
+    for (unsigned i = 0; !atomic_load_explicit(&w->released, memory_order_acquire);)
+        weft__backoff(&i);
 }
 
 bool weft__waiter_abort(weft__waiter *w, int code)

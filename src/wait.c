@@ -262,13 +262,14 @@ int weft__waiter_publish(weft__waiter *w)
 int weft__waiter_withdraw(weft__waiter *w, int code)
 {
     int exp = WEFT__W_WAITING;
-    if (w->ctx &&
-        !atomic_compare_exchange_strong_explicit(&w->state, &exp, WEFT__W_ABORTED,
-                                                 memory_order_acq_rel, memory_order_acquire))
-        code = w->result; /* a canceller aborted it (it was never linked) */
+    bool lost = w->ctx && !atomic_compare_exchange_strong_explicit(
+                              &w->state, &exp, WEFT__W_ABORTED, memory_order_acq_rel,
+                              memory_order_acquire);
     /* Once BUSY is released the canceller is done with w (its wake-up
-     * included), so there is nothing to park for. */
+     * included), so there is nothing to park for.  Only then is its
+     * `result` written: read it after the retraction (acquire there). */
     if (w->ctx) retract(w->ctx, w);
+    if (lost) code = w->result; /* a canceller aborted it (it was never linked) */
     weft__waiter_unused(w);
     return code;
 }

@@ -7,6 +7,7 @@
 
 #include "weft/common.h"
 #include "weft/cancel.h"
+#include "weft/chan.h"
 #include "weft/runtime.h"
 #include "weft/sync.h"
 #include "weft/task.h"

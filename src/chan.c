@@ -1,0 +1,961 @@
+/*
+ * The memory channel: the cells-and-counters algorithm of Koval, Alistarh
+ * and Elizarov, "Fast and Scalable Channels in Kotlin Coroutines" (PPoPP
+ * 2023), with weft's waiter protocol (wait.h) as the one decision between
+ * hand-off and cancel, and liburcu (bulletproof flavour) reclaiming segments.
+ *
+ * Cells.  The channel is an infinite array of cells, allocated in segments
+ * of SEG_CELLS, reached through three counters: S (senders), R (receivers)
+ * and, for a bounded capacity N > 0, B (the buffer end, starting at N).  A
+ * sender takes cell s = FAA(S), a receiver cell r = FAA(R); so the k-th send
+ * and the k-th receive meet in cell k, which makes both sides FIFO in the
+ * order of their fetch-and-adds.  A cell's state word is one of
+ *
+ *   EMPTY       nobody yet
+ *   IN_BUFFER   the buffer end passed the cell before its sender came
+ *   BUFFERED    an item is in the cell
+ *   a waiter    a blocked receiver, or (tag SEND) a blocked sender whose
+ *               item stays in its own memory (waiter.slot); tag EB marks a
+ *               sender the buffer end passed while a receiver was coming
+ *   CLAIMING    a visitor holds the cell while it decides the waiter in it
+ *   DONE, POISONED, INT_SEND, INT_SEND_EB, INT_RCV, CLOSED   final
+ *
+ * Send (cell s): EMPTY/IN_BUFFER and s < R, s < B or unbounded (or
+ * IN_BUFFER): write the item, CAS -> BUFFERED.  Otherwise install a waiter
+ * and block (try_send: CAS -> INT_SEND, EAGAIN).  A receiver waiter: lock
+ * the cell (CAS -> CLAIMING), claim the waiter, copy the item into its
+ * memory, DONE.  POISONED or INT_RCV: retry with a new cell.
+ * Receive (cell r): BUFFERED: CAS -> DONE, copy out.  EMPTY with r < S: the
+ * sender is late; POISONED (both retry).  EMPTY with r >= S: install a
+ * waiter (try_recv: INT_RCV, EAGAIN).  A sender waiter: lock, claim, copy
+ * its item, DONE.  INT_SEND: retry.
+ * Expand buffer (bounded only; once per receive that used its cell): b =
+ * FAA(B); if b < S, make cell b part of the buffer: EMPTY -> IN_BUFFER; a
+ * blocked sender there is claimed and its item moved into the cell
+ * (BUFFERED), so a freed slot goes to the first blocked sender; an
+ * interrupted sender does not use the slot, so try b + 1.
+ *
+ * Exactly once and cancellation.  A waiter in a cell is decided by weft's
+ * waiter CAS (claim vs abort).  A visitor first locks the cell (CLAIMING),
+ * then claims: CLAIMED -> it moves the item and finalises the cell;
+ * REJECTED (the owner's scope is already cancelled: claim refuses a pending
+ * cancel, which is the motivating failure) -> it aborts the waiter itself,
+ * finalises the cell INT_* and moves on: the item goes to the next cell;
+ * LOST (a canceller won) -> it puts the waiter back and moves on, and the
+ * canceller's unlink finalises the cell.  So an item is moved only by the
+ * winner of the waiter CAS, under the cell lock, and a sender's item is
+ * either copied by exactly one claimer or stays in the sender's memory.
+ * Items in BUFFERED cells are taken by exactly one CAS BUFFERED -> DONE (or
+ * CLAIMING for on_drop).  The owner parks only after installing and checks
+ * for an abort that came before the install (then no unlink could find it,
+ * so the owner finalises the cell itself).
+ *
+ * Closing.  Each handle keeps its blocked callers in a list; closing it
+ * aborts them with EBADF.  The last send handle sets TX_CLOSED in S (FAA, so
+ * the final S is exact) and wakes receivers blocked in cells [S, R) with
+ * ENODATA; receivers that come later see the flag.  The last receive handle
+ * sets RX_CLOSED in R and drains as a receiver up to S: buffered items go to
+ * on_drop, blocked senders get EPIPE with their items, late senders are
+ * poisoned and see the flag.
+ *
+ * Memory.  Every cell expects exactly one sender visit, one receiver visit,
+ * and (bounded) one expand-buffer visit for each b >= N; each installed
+ * waiter adds one finalisation.  A segment's `pending` counts them down.
+ * All cell accesses by visitors happen inside an RCU read-side section
+ * (never across a park).  A canceller touches a cell only while its waiter
+ * is still in it or CLAIMING (not final), so `pending` cannot reach 0 before
+ * its last access.  When the head segment's pending is 0 nobody will visit
+ * it again: the three segment hints are moved past it and it is freed after
+ * a grace period (call_rcu).  Segments past a close are freed with the
+ * channel.
+ *
+ * Memory order.  S, R and B are read and updated seq_cst (the sender's
+ * FAA(S) then load(R) against the receiver's FAA(R) then load(S) is a Dekker
+ * pair: at least one sees the other, so they cannot both wait).  An item is
+ * written before the BUFFERED CAS (release) and read after the acquire that
+ * saw BUFFERED; a waiter's slot is read after its claim (acquire) and the
+ * owner reads what was copied after its wake-up (wait.c invariant 4).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <urcu/urcu-bp.h>
+
+#include "runtime.h"
+#include "weft/chan.h"
+
+#define SEG_CELLS 32
+#define TX_CLOSED (1ull << 62)
+#define RX_CLOSED (1ull << 62)
+#define CNT(x) ((x) & (TX_CLOSED - 1))
+
+enum {
+    C_EMPTY = 0,
+    C_IN_BUFFER,
+    C_BUFFERED,
+    C_CLAIMING,
+    C_DONE,
+    C_POISONED,
+    C_INT_SEND,
+    C_INT_SEND_EB,
+    C_INT_RCV,
+    C_CLOSED,
+    C_LAST = 15
+};
+#define TAG_SEND ((uintptr_t)1)
+#define TAG_EB ((uintptr_t)2)
+#define IS_WAITER(v) ((v) > C_LAST)
+#define W_OF(v) ((weft__waiter *)((v) & ~(uintptr_t)7))
+
+typedef struct seg {
+    uint64_t id;
+    _Atomic(struct seg *) next;
+    _Atomic int64_t pending;
+    struct rcu_head rcu;
+    _Alignas(16) unsigned char cells[];
+} seg;
+
+typedef struct handle handle;
+
+typedef struct chan {
+    _Alignas(64) _Atomic uint64_t S;
+    _Alignas(64) _Atomic uint64_t R;
+    _Alignas(64) _Atomic uint64_t B;
+    _Alignas(64) _Atomic(seg *) sseg;
+    _Atomic(seg *) rseg;
+    _Atomic(seg *) bseg;
+    _Atomic(seg *) head;
+    size_t cap, isz, stride;
+    bool bounded, unbounded;
+    weft_chan_options opt;
+    _Atomic size_t used, peak, tx_open, rx_open, sending, receiving, handles;
+} chan;
+
+struct handle {
+    chan *ch;
+    _Atomic bool closed;
+    _Atomic bool lock; /* guards `blocked` */
+    struct cwait *blocked;
+};
+struct weft_tx {
+    handle h;
+};
+struct weft_rx {
+    handle h;
+};
+
+/* A blocked caller: the waiter plus where it sits. */
+typedef struct cwait {
+    weft__waiter w;
+    chan *ch;
+    seg *sg;
+    _Atomic uintptr_t *cell;
+    uintptr_t tag;
+    handle *h;
+    struct cwait *hnext, *hprev;
+} cwait;
+
+/* --- segments ------------------------------------------------------------ */
+
+static _Atomic uintptr_t *cell_at(chan *ch, seg *sg, uint64_t i)
+{
+    return (_Atomic uintptr_t *)(void *)(sg->cells + (i % SEG_CELLS) * ch->stride);
+}
+static void *item_at(chan *ch, _Atomic uintptr_t *c)
+{
+    (void)ch;
+    return (unsigned char *)c + sizeof(uintptr_t);
+}
+
+static seg *seg_new(chan *ch, uint64_t id)
+{
+    seg *sg = calloc(1, sizeof *sg + SEG_CELLS * ch->stride);
+    if (!sg) return NULL;
+    sg->id = id;
+    int64_t p = 2 * SEG_CELLS;
+    if (ch->bounded) { /* expand-buffer visits: one per b >= cap */
+        uint64_t lo = id * SEG_CELLS, n = 0;
+        for (uint64_t b = lo; b < lo + SEG_CELLS; b++) n += b >= ch->cap;
+        p += (int64_t)n;
+    }
+    atomic_init(&sg->pending, p);
+    atomic_init(&sg->next, NULL);
+    return sg;
+}
+
+static void seg_done(seg *sg, int64_t n)
+{
+    /* release: our accesses to the segment happen before its reclamation
+     * (the reclaimer's acquire load of pending). */
+    atomic_fetch_sub_explicit(&sg->pending, n, memory_order_release);
+}
+
+static void hint_advance(_Atomic(seg *) *hint, seg *to)
+{
+    seg *h = atomic_load_explicit(hint, memory_order_acquire);
+    while (h->id < to->id &&
+           !atomic_compare_exchange_weak_explicit(hint, &h, to, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+    }
+}
+
+/* The segment of cell i, walking (and growing the list) from `from`, which
+ * the caller read from `hint` before taking i.  Inside a read section. */
+static seg *seg_find(chan *ch, _Atomic(seg *) *hint, seg *from, uint64_t i)
+{
+    uint64_t id = i / SEG_CELLS;
+    seg *sg = from;
+    WEFT_ASSERT(sg->id <= id);
+    while (sg->id < id) {
+        seg *n = atomic_load_explicit(&sg->next, memory_order_acquire);
+        if (!n) {
+            seg *fresh = seg_new(ch, sg->id + 1);
+            if (!fresh) WEFT_DIE("weft: out of memory growing a channel");
+            /* release: the new segment's initialisation before its link. */
+            if (atomic_compare_exchange_strong_explicit(&sg->next, &n, fresh, memory_order_acq_rel,
+                                                        memory_order_acquire))
+                n = fresh;
+            else
+                free(fresh);
+        }
+        sg = n;
+    }
+    hint_advance(hint, sg);
+    return sg;
+}
+
+static void seg_free_cb(struct rcu_head *h)
+{
+    free(caa_container_of(h, seg, rcu));
+}
+
+/* Frees head segments nobody will visit again.  Inside a read section. */
+static void reclaim(chan *ch)
+{
+    for (;;) {
+        seg *h = atomic_load_explicit(&ch->head, memory_order_acquire);
+        seg *n = atomic_load_explicit(&h->next, memory_order_acquire);
+        /* acquire: pairs with seg_done's release. */
+        if (!n || atomic_load_explicit(&h->pending, memory_order_acquire) != 0) return;
+        hint_advance(&ch->sseg, n);
+        hint_advance(&ch->rseg, n);
+        hint_advance(&ch->bseg, n);
+        if (atomic_compare_exchange_strong_explicit(&ch->head, &h, n, memory_order_acq_rel,
+                                                    memory_order_acquire))
+            urcu_bp_call_rcu(&h->rcu, seg_free_cb);
+    }
+}
+
+/* --- deciding a waiter found in a cell (the cell is CLAIMING) ------------ */
+
+enum { CLAIMED, REJECTED, LOST };
+
+static int decide(weft__waiter *w)
+{
+    int exp = WEFT__W_WAITING;
+    if (w->cnode && WEFT_UNLIKELY(atomic_load_explicit(&w->cnode->flags, memory_order_acquire) &
+                                  WEFT__N_EFF)) {
+        /* its cancel is pending: never hand it anything (SEMANTICS 3). */
+        if (!atomic_compare_exchange_strong_explicit(&w->state, &exp, WEFT__W_ABORTED,
+                                                     memory_order_acq_rel, memory_order_acquire))
+            return LOST;
+        w->result = ECANCELED;
+        return REJECTED;
+    }
+    /* acq_rel: acquire the owner's slot; pairs with abort()'s CAS. */
+    return atomic_compare_exchange_strong_explicit(&w->state, &exp, WEFT__W_CLAIMED,
+                                                   memory_order_acq_rel, memory_order_acquire)
+               ? CLAIMED
+               : LOST;
+}
+
+/* Aborts w (found in a cell we hold as CLAIMING) with code; false when a
+ * canceller won first. */
+static bool abort_held(weft__waiter *w, int code)
+{
+    int exp = WEFT__W_WAITING;
+    if (!atomic_compare_exchange_strong_explicit(&w->state, &exp, WEFT__W_ABORTED,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return false;
+    w->result = code;
+    return true;
+}
+
+/* ops->unlink: the winner of an abort finalises the waiter's cell. */
+static void cell_unlink(weft__waiter *w)
+{
+    cwait *cw = w->obj;
+    uintptr_t mine = (uintptr_t)w | cw->tag;
+    /* seq_cst: Dekker with the owner's install then state check. */
+    atomic_thread_fence(memory_order_seq_cst);
+    for (;;) {
+        uintptr_t st = atomic_load_explicit(cw->cell, memory_order_seq_cst);
+        if ((st & ~TAG_EB) == mine) {
+            uintptr_t fin = (cw->tag & TAG_SEND) ? ((st & TAG_EB) ? C_INT_SEND_EB : C_INT_SEND)
+                                                 : C_INT_RCV;
+            if (atomic_compare_exchange_strong_explicit(cw->cell, &st, fin, memory_order_acq_rel,
+                                                        memory_order_relaxed)) {
+                seg_done(cw->sg, 1);
+                return;
+            }
+            continue;
+        }
+        if (st != C_CLAIMING) return; /* not installed yet: the owner finalises */
+        weft__cpu_relax();
+    }
+}
+
+static const weft__waiter_ops chan_ops = {.unlink = cell_unlink};
+
+/* --- handles' lists of blocked callers ------------------------------------ */
+
+static bool handle_register(handle *h, cwait *cw)
+{
+    weft__spin_lock(&h->lock);
+    if (atomic_load_explicit(&h->closed, memory_order_relaxed)) {
+        weft__spin_unlock(&h->lock);
+        return false;
+    }
+    cw->hprev = NULL;
+    cw->hnext = h->blocked;
+    if (h->blocked) h->blocked->hprev = cw;
+    h->blocked = cw;
+    weft__spin_unlock(&h->lock);
+    return true;
+}
+
+static void handle_unregister(handle *h, cwait *cw)
+{
+    weft__spin_lock(&h->lock);
+    if (cw->hprev)
+        cw->hprev->hnext = cw->hnext;
+    else
+        h->blocked = cw->hnext;
+    if (cw->hnext) cw->hnext->hprev = cw->hprev;
+    weft__spin_unlock(&h->lock);
+}
+
+/* --- expand buffer --------------------------------------------------------- */
+
+static void used_inc(chan *ch)
+{
+    size_t u = atomic_fetch_add_explicit(&ch->used, 1, memory_order_relaxed) + 1;
+    size_t p = atomic_load_explicit(&ch->peak, memory_order_relaxed);
+    while (u > p && !atomic_compare_exchange_weak_explicit(&ch->peak, &p, u, memory_order_relaxed,
+                                                           memory_order_relaxed)) {
+    }
+}
+
+/* Cell b joins the buffer.  Returns false when it cannot use the slot (an
+ * interrupted sender): the caller tries b + 1. */
+static bool eb_visit(chan *ch, seg *sg, _Atomic uintptr_t *c, uint64_t b)
+{
+    for (;;) {
+        uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
+        if (IS_WAITER(st)) {
+            if (!(st & TAG_SEND) || (st & TAG_EB)) return true; /* a receiver waits: rendezvous */
+            if (!atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING, memory_order_acq_rel,
+                                                         memory_order_relaxed))
+                continue;
+            weft__waiter *w = W_OF(st);
+            if (b < CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst))) {
+                /* its receiver is coming and takes the item directly; if the
+                 * sender turns out cancelled, that receiver expands for us. */
+                bool live = atomic_load_explicit(&w->state, memory_order_acquire) == WEFT__W_WAITING;
+                atomic_store_explicit(c, live ? st | TAG_EB : st, memory_order_release);
+                return live;
+            }
+            switch (decide(w)) {
+            case CLAIMED:
+                memcpy(item_at(ch, c), w->slot, ch->isz);
+                used_inc(ch);
+                atomic_store_explicit(c, C_BUFFERED, memory_order_release);
+                seg_done(sg, 1);
+                weft__waiter_complete(w, 0);
+                return true;
+            case REJECTED:
+                atomic_store_explicit(c, C_INT_SEND, memory_order_release);
+                seg_done(sg, 1);
+                weft__waiter_wake(w);
+                return false;
+            default:
+                atomic_store_explicit(c, st, memory_order_release);
+                return false;
+            }
+        }
+        if (st == C_EMPTY) {
+            if (atomic_compare_exchange_strong_explicit(c, &st, C_IN_BUFFER, memory_order_acq_rel,
+                                                        memory_order_relaxed))
+                return true;
+            continue;
+        }
+        if (st == C_INT_SEND) return false;
+        if (st == C_CLAIMING) {
+            weft__cpu_relax();
+            continue;
+        }
+        return true;
+    }
+}
+
+static void expand_buffer(chan *ch)
+{
+    if (!ch->bounded) return;
+    for (;;) {
+        seg *from = atomic_load_explicit(&ch->bseg, memory_order_acquire);
+        uint64_t b = atomic_fetch_add_explicit(&ch->B, 1, memory_order_seq_cst);
+        uint64_t s = CNT(atomic_load_explicit(&ch->S, memory_order_seq_cst));
+        seg *sg = seg_find(ch, &ch->bseg, from, b);
+        bool done = b >= s || eb_visit(ch, sg, cell_at(ch, sg, b), b);
+        seg_done(sg, 1);
+        if (done) return;
+    }
+}
+
+/* --- blocking in a cell ---------------------------------------------------- */
+
+enum { R_OK = 0, R_RETRY = -1, R_AGAIN_CELL = -2 };
+
+/*
+ * Installs the caller's waiter in cell c (state st) and parks.  Called
+ * inside the read section, which it leaves.  Returns the wait's result, or
+ * R_AGAIN_CELL (still in the read section) when the cell changed before
+ * the install, or the code to finish the cell with when the caller cannot
+ * block (cancelled, handle closed) in *refuse.
+ */
+static int block_in_cell(chan *ch, handle *h, seg *sg, _Atomic uintptr_t *c, uintptr_t st,
+                         uintptr_t tag, void *slot, int *refuse)
+{
+    cwait cw;
+    cw.ch = ch;
+    cw.sg = sg;
+    cw.cell = c;
+    cw.tag = tag;
+    cw.h = h;
+    weft__waiter_init(&cw.w, &chan_ops, &cw);
+    cw.w.slot = slot;
+    if (weft__waiter_publish(&cw.w)) {
+        *refuse = ECANCELED;
+        return R_AGAIN_CELL;
+    }
+    if (!handle_register(h, &cw)) {
+        weft__waiter_withdraw(&cw.w, 0);
+        *refuse = EBADF;
+        return R_AGAIN_CELL;
+    }
+    /* seq_cst: Dekker with cell_unlink (abort's state CAS, then the cell). */
+    if (!atomic_compare_exchange_strong_explicit(c, &st, (uintptr_t)&cw.w | tag,
+                                                 memory_order_seq_cst, memory_order_relaxed)) {
+        handle_unregister(h, &cw);
+        weft__waiter_withdraw(&cw.w, 0);
+        return R_AGAIN_CELL;
+    }
+    atomic_fetch_add_explicit(&sg->pending, 1, memory_order_relaxed); /* its finalisation */
+    _Atomic size_t *waiting = (tag & TAG_SEND) ? &ch->sending : &ch->receiving;
+    atomic_fetch_add_explicit(waiting, 1, memory_order_relaxed);
+    if (!(tag & TAG_SEND)) expand_buffer(ch);
+    if (atomic_load_explicit(&cw.w.state, memory_order_seq_cst) == WEFT__W_ABORTED) {
+        /* aborted before the install: no unlink found it; finalise it. */
+        cell_unlink(&cw.w);
+    }
+    seg_done(sg, 1); /* our visit */
+    urcu_bp_read_unlock();
+    int rc = weft__waiter_park(&cw.w, 0);
+    handle_unregister(h, &cw);
+    atomic_fetch_sub_explicit(waiting, 1, memory_order_relaxed);
+    return rc;
+}
+
+/* --- send -------------------------------------------------------------------- */
+
+/* One sender visit of cell s.  Returns 0, a positive code, R_RETRY (take a
+ * new cell) or, having parked, the wait's result (with *parked set). */
+static int send_visit(chan *ch, handle *h, uint64_t s_raw, seg *sg, const void *item, bool wait,
+                      bool *parked)
+{
+    uint64_t s = CNT(s_raw);
+    _Atomic uintptr_t *c = cell_at(ch, sg, s);
+    int refuse = wait ? 0 : EAGAIN;
+    for (;;) {
+        uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
+        if (st == C_EMPTY || st == C_IN_BUFFER) {
+            uint64_t r_raw = atomic_load_explicit(&ch->R, memory_order_seq_cst);
+            int fail = (s_raw & TX_CLOSED) ? EBADF : (r_raw & RX_CLOSED) ? EPIPE : 0;
+            bool room = st == C_IN_BUFFER || ch->unbounded || s < CNT(r_raw) ||
+                        (ch->bounded && s < atomic_load_explicit(&ch->B, memory_order_seq_cst));
+            if (!fail && !room) fail = refuse;
+            if (!fail && room) {
+                memcpy(item_at(ch, c), item, ch->isz);
+                /* release: the item before BUFFERED. */
+                if (atomic_compare_exchange_strong_explicit(c, &st, C_BUFFERED, memory_order_acq_rel,
+                                                            memory_order_relaxed)) {
+                    used_inc(ch);
+                    seg_done(sg, 1);
+                    return 0;
+                }
+                continue;
+            }
+            if (fail) {
+                if (atomic_compare_exchange_strong_explicit(c, &st, C_INT_SEND, memory_order_acq_rel,
+                                                            memory_order_relaxed)) {
+                    seg_done(sg, 1);
+                    return fail;
+                }
+                continue;
+            }
+            int rc = block_in_cell(ch, h, sg, c, st, TAG_SEND, (void *)item, &refuse);
+            if (rc == R_AGAIN_CELL) continue;
+            *parked = true;
+            return rc;
+        }
+        if (IS_WAITER(st)) { /* a blocked receiver */
+            if (!atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING, memory_order_acq_rel,
+                                                         memory_order_relaxed))
+                continue;
+            weft__waiter *w = W_OF(st);
+            switch (decide(w)) {
+            case CLAIMED:
+                memcpy(w->slot, item, ch->isz);
+                atomic_store_explicit(c, C_DONE, memory_order_release);
+                seg_done(sg, 2); /* the waiter's finalisation and our visit */
+                weft__waiter_complete(w, 0);
+                return 0;
+            case REJECTED:
+                atomic_store_explicit(c, C_INT_RCV, memory_order_release);
+                seg_done(sg, 2);
+                weft__waiter_wake(w);
+                return R_RETRY;
+            default:
+                atomic_store_explicit(c, st, memory_order_release);
+                seg_done(sg, 1);
+                return R_RETRY;
+            }
+        }
+        if (st == C_CLAIMING) {
+            weft__cpu_relax();
+            continue;
+        }
+        /* POISONED, INT_RCV (and CLOSED for a late sender) */
+        seg_done(sg, 1);
+        return st == C_CLOSED ? EBADF : R_RETRY;
+    }
+}
+
+static int do_send(weft_tx *tx, const void *item, bool wait)
+{
+    if (!tx || !item) return EINVAL;
+    handle *h = &tx->h;
+    chan *ch = h->ch;
+    if (atomic_load_explicit(&h->closed, memory_order_acquire)) return EBADF;
+    if (wait && weft__cctx_cancelled(weft__cctx_self())) return ECANCELED;
+    urcu_bp_read_lock();
+    int rc;
+    for (;;) {
+        if (atomic_load_explicit(&ch->R, memory_order_seq_cst) & RX_CLOSED) {
+            rc = EPIPE;
+            break;
+        }
+        if (!wait && !ch->unbounded) { /* would it block? then do not take a cell */
+            uint64_t s = CNT(atomic_load_explicit(&ch->S, memory_order_seq_cst));
+            if (s >= CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst)) &&
+                (!ch->bounded || s >= atomic_load_explicit(&ch->B, memory_order_seq_cst))) {
+                rc = EAGAIN;
+                break;
+            }
+        }
+        seg *from = atomic_load_explicit(&ch->sseg, memory_order_acquire);
+        uint64_t s_raw = atomic_fetch_add_explicit(&ch->S, 1, memory_order_seq_cst);
+        seg *sg = seg_find(ch, &ch->sseg, from, CNT(s_raw));
+        if (CNT(s_raw) % SEG_CELLS == 0) reclaim(ch);
+        bool parked = false;
+        rc = send_visit(ch, h, s_raw, sg, item, wait, &parked);
+        if (parked) return rc;
+        if (rc != R_RETRY) break;
+    }
+    urcu_bp_read_unlock();
+    return rc;
+}
+
+int weft_chan_send(weft_tx *tx, const void *item)
+{
+    return do_send(tx, item, true);
+}
+
+int weft_chan_try_send(weft_tx *tx, const void *item)
+{
+    return do_send(tx, item, false);
+}
+
+/* --- receive ----------------------------------------------------------------- */
+
+static int recv_visit(chan *ch, handle *h, uint64_t r, seg *sg, void *out, bool wait,
+                      bool *parked)
+{
+    _Atomic uintptr_t *c = cell_at(ch, sg, r);
+    int refuse = wait ? 0 : EAGAIN;
+    for (;;) {
+        uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
+        if (st == C_EMPTY || st == C_IN_BUFFER) {
+            uint64_t s_raw = atomic_load_explicit(&ch->S, memory_order_seq_cst);
+            if (r < CNT(s_raw)) { /* its sender is late: both retry */
+                if (atomic_compare_exchange_strong_explicit(c, &st, C_POISONED, memory_order_acq_rel,
+                                                            memory_order_relaxed)) {
+                    expand_buffer(ch);
+                    seg_done(sg, 1);
+                    return R_RETRY;
+                }
+                continue;
+            }
+            if (s_raw & TX_CLOSED) {
+                seg_done(sg, 1);
+                return ENODATA;
+            }
+            if (refuse) {
+                if (atomic_compare_exchange_strong_explicit(c, &st, C_INT_RCV, memory_order_acq_rel,
+                                                            memory_order_relaxed)) {
+                    expand_buffer(ch);
+                    seg_done(sg, 1);
+                    return refuse;
+                }
+                continue;
+            }
+            int rc = block_in_cell(ch, h, sg, c, st, 0, out, &refuse);
+            if (rc == R_AGAIN_CELL) continue;
+            *parked = true;
+            return rc;
+        }
+        if (st == C_BUFFERED) {
+            if (!atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING, memory_order_acq_rel,
+                                                         memory_order_relaxed))
+                continue;
+            memcpy(out, item_at(ch, c), ch->isz);
+            atomic_store_explicit(c, C_DONE, memory_order_release);
+            atomic_fetch_sub_explicit(&ch->used, 1, memory_order_relaxed);
+            expand_buffer(ch);
+            seg_done(sg, 1);
+            return 0;
+        }
+        if (IS_WAITER(st)) { /* a blocked sender */
+            if (!atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING, memory_order_acq_rel,
+                                                         memory_order_relaxed))
+                continue;
+            weft__waiter *w = W_OF(st);
+            switch (decide(w)) {
+            case CLAIMED:
+                memcpy(out, w->slot, ch->isz);
+                atomic_store_explicit(c, C_DONE, memory_order_release);
+                weft__waiter_complete(w, 0);
+                expand_buffer(ch);
+                seg_done(sg, 2);
+                return 0;
+            case REJECTED:
+                atomic_store_explicit(c, C_INT_SEND, memory_order_release);
+                weft__waiter_wake(w);
+                if (st & TAG_EB) expand_buffer(ch);
+                seg_done(sg, 2);
+                return R_RETRY;
+            default:
+                atomic_store_explicit(c, st, memory_order_release);
+                if (st & TAG_EB) expand_buffer(ch);
+                seg_done(sg, 1);
+                return R_RETRY;
+            }
+        }
+        if (st == C_CLAIMING) {
+            weft__cpu_relax();
+            continue;
+        }
+        if (st == C_INT_SEND_EB) expand_buffer(ch);
+        seg_done(sg, 1);
+        return st == C_CLOSED ? ENODATA : R_RETRY; /* INT_SEND, INT_SEND_EB */
+    }
+}
+
+static int do_recv(weft_rx *rx, void *out, bool wait)
+{
+    if (!rx || !out) return EINVAL;
+    handle *h = &rx->h;
+    chan *ch = h->ch;
+    if (atomic_load_explicit(&h->closed, memory_order_acquire)) return EBADF;
+    if (wait && weft__cctx_cancelled(weft__cctx_self())) return ECANCELED;
+    urcu_bp_read_lock();
+    int rc;
+    for (;;) {
+        if (!wait) { /* nothing sent for us yet (or a receiver is ahead): no cell */
+            uint64_t s_raw = atomic_load_explicit(&ch->S, memory_order_seq_cst);
+            if (CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst)) >= CNT(s_raw)) {
+                rc = (s_raw & TX_CLOSED) ? ENODATA : EAGAIN;
+                break;
+            }
+        }
+        seg *from = atomic_load_explicit(&ch->rseg, memory_order_acquire);
+        uint64_t r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
+        seg *sg = seg_find(ch, &ch->rseg, from, r);
+        if (r % SEG_CELLS == 0) reclaim(ch);
+        bool parked = false;
+        rc = recv_visit(ch, h, r, sg, out, wait, &parked);
+        if (parked) return rc;
+        if (rc != R_RETRY) break;
+    }
+    urcu_bp_read_unlock();
+    return rc;
+}
+
+int weft_chan_recv(weft_rx *rx, void *item)
+{
+    return do_recv(rx, item, true);
+}
+
+int weft_chan_try_recv(weft_rx *rx, void *item)
+{
+    return do_recv(rx, item, false);
+}
+
+/* --- open, handles, close ------------------------------------------------------ */
+
+int weft_chan_open(weft_tx **tx, weft_rx **rx, size_t capacity, size_t item_size,
+                   const weft_chan_options *opt)
+{
+    if (!tx || !rx || item_size == 0 || item_size > 65536 ||
+        (capacity != WEFT_UNBOUNDED && capacity > (1ull << 40)))
+        return EINVAL;
+    chan *ch = aligned_alloc(64, (sizeof(chan) + 63) & ~(size_t)63);
+    weft_tx *t = calloc(1, sizeof *t);
+    weft_rx *r = calloc(1, sizeof *r);
+    if (!ch || !t || !r) goto oom;
+    memset(ch, 0, sizeof *ch);
+    ch->cap = capacity;
+    ch->isz = item_size;
+    ch->stride = (sizeof(uintptr_t) + item_size + 15) & ~(size_t)15;
+    ch->unbounded = capacity == WEFT_UNBOUNDED;
+    ch->bounded = capacity > 0 && !ch->unbounded;
+    if (opt) ch->opt = *opt;
+    atomic_init(&ch->B, ch->bounded ? capacity : 0);
+    seg *s0 = seg_new(ch, 0);
+    if (!s0) goto oom;
+    atomic_init(&ch->sseg, s0);
+    atomic_init(&ch->rseg, s0);
+    atomic_init(&ch->bseg, s0);
+    atomic_init(&ch->head, s0);
+    atomic_init(&ch->tx_open, 1);
+    atomic_init(&ch->rx_open, 1);
+    atomic_init(&ch->handles, 2);
+    t->h.ch = ch;
+    r->h.ch = ch;
+    *tx = t;
+    *rx = r;
+    return 0;
+oom:
+    free(ch);
+    free(t);
+    free(r);
+    return ENOMEM;
+}
+
+static int clone_handle(handle *h, handle **out, size_t sz, _Atomic size_t *open)
+{
+    if (!h || !out) return EINVAL;
+    if (atomic_load_explicit(&h->closed, memory_order_acquire)) return EBADF;
+    handle *n = calloc(1, sz);
+    if (!n) return ENOMEM;
+    n->ch = h->ch;
+    atomic_fetch_add(open, 1);
+    atomic_fetch_add(&h->ch->handles, 1);
+    *out = n;
+    return 0;
+}
+
+int weft_chan_tx_clone(weft_tx *tx, weft_tx **out)
+{
+    if (!tx) return EINVAL;
+    return clone_handle(&tx->h, (handle **)(void *)out, sizeof **out, &tx->h.ch->tx_open);
+}
+
+int weft_chan_rx_clone(weft_rx *rx, weft_rx **out)
+{
+    if (!rx) return EINVAL;
+    return clone_handle(&rx->h, (handle **)(void *)out, sizeof **out, &rx->h.ch->rx_open);
+}
+
+/* Marks h closed and aborts its blocked callers with EBADF.  Returns false
+ * when it was closed already. */
+static bool handle_close(handle *h)
+{
+    if (atomic_exchange_explicit(&h->closed, true, memory_order_acq_rel)) return false;
+    weft__spin_lock(&h->lock);
+    for (cwait *cw = h->blocked; cw; cw = cw->hnext) weft__waiter_abort(&cw->w, EBADF);
+    weft__spin_unlock(&h->lock);
+    return true;
+}
+
+/* The last send handle closed: receivers in cells [S, R) get ENODATA. */
+static void tx_side_closed(chan *ch)
+{
+    urcu_bp_read_lock();
+    seg *sg = atomic_load_explicit(&ch->sseg, memory_order_acquire);
+    uint64_t s = CNT(atomic_fetch_add_explicit(&ch->S, TX_CLOSED, memory_order_seq_cst));
+    uint64_t r = CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst));
+    for (uint64_t i = s; i < r; i++) {
+        sg = seg_find(ch, &ch->sseg, sg, i);
+        _Atomic uintptr_t *c = cell_at(ch, sg, i);
+        for (;;) {
+            uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
+            if (st == C_EMPTY || st == C_IN_BUFFER) {
+                if (atomic_compare_exchange_strong_explicit(c, &st, C_CLOSED, memory_order_acq_rel,
+                                                            memory_order_relaxed))
+                    break;
+                continue;
+            }
+            if (st == C_CLAIMING) {
+                weft__cpu_relax();
+                continue;
+            }
+            if (IS_WAITER(st) && !(st & TAG_SEND)) {
+                if (!atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING,
+                                                             memory_order_acq_rel,
+                                                             memory_order_relaxed))
+                    continue;
+                weft__waiter *w = W_OF(st);
+                if (abort_held(w, ENODATA)) {
+                    atomic_store_explicit(c, C_CLOSED, memory_order_release);
+                    seg_done(sg, 1);
+                    weft__waiter_wake(w);
+                } else {
+                    atomic_store_explicit(c, st, memory_order_release);
+                }
+            }
+            break;
+        }
+    }
+    urcu_bp_read_unlock();
+}
+
+static void drop_item(chan *ch, void *item)
+{
+    if (ch->opt.on_drop) ch->opt.on_drop(item, ch->opt.on_drop_ctx);
+}
+
+/* The last receive handle closed: drain as a receiver up to S. */
+static void rx_side_closed(chan *ch)
+{
+    urcu_bp_read_lock();
+    atomic_fetch_add_explicit(&ch->R, RX_CLOSED, memory_order_seq_cst);
+    for (;;) {
+        seg *from = atomic_load_explicit(&ch->rseg, memory_order_acquire);
+        uint64_t r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
+        uint64_t s = CNT(atomic_load_explicit(&ch->S, memory_order_seq_cst));
+        seg *sg = seg_find(ch, &ch->rseg, from, r);
+        _Atomic uintptr_t *c = cell_at(ch, sg, r);
+        for (;;) {
+            uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
+            if (st == C_EMPTY || st == C_IN_BUFFER) {
+                if (!atomic_compare_exchange_strong_explicit(c, &st, r < s ? C_POISONED : C_INT_RCV,
+                                                             memory_order_acq_rel,
+                                                             memory_order_relaxed))
+                    continue;
+                break;
+            }
+            if (st == C_CLAIMING) {
+                weft__cpu_relax();
+                continue;
+            }
+            if (st == C_BUFFERED) {
+                if (!atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING,
+                                                             memory_order_acq_rel,
+                                                             memory_order_relaxed))
+                    continue;
+                atomic_fetch_sub_explicit(&ch->used, 1, memory_order_relaxed);
+                drop_item(ch, item_at(ch, c));
+                atomic_store_explicit(c, C_DONE, memory_order_release);
+                break;
+            }
+            if (IS_WAITER(st) && (st & TAG_SEND)) {
+                if (!atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING,
+                                                             memory_order_acq_rel,
+                                                             memory_order_relaxed))
+                    continue;
+                weft__waiter *w = W_OF(st);
+                if (abort_held(w, EPIPE)) {
+                    atomic_store_explicit(c, C_INT_SEND, memory_order_release);
+                    seg_done(sg, 1);
+                    weft__waiter_wake(w);
+                } else {
+                    atomic_store_explicit(c, st, memory_order_release);
+                }
+            }
+            break;
+        }
+        seg_done(sg, 1);
+        if (r >= s) break;
+    }
+    urcu_bp_read_unlock();
+}
+
+void weft_chan_tx_close(weft_tx *tx)
+{
+    if (!tx || !handle_close(&tx->h)) return;
+    if (atomic_fetch_sub(&tx->h.ch->tx_open, 1) == 1) tx_side_closed(tx->h.ch);
+}
+
+void weft_chan_rx_close(weft_rx *rx)
+{
+    if (!rx || !handle_close(&rx->h)) return;
+    if (atomic_fetch_sub(&rx->h.ch->rx_open, 1) == 1) rx_side_closed(rx->h.ch);
+}
+
+static void chan_release(chan *ch)
+{
+    if (atomic_fetch_sub(&ch->handles, 1) != 1) return;
+    /* Both sides are closed and nobody calls any more: the receive side's
+     * drain dropped every buffered item; free every segment left. */
+    seg *sg = atomic_load(&ch->head);
+    while (sg) {
+        seg *n = atomic_load(&sg->next);
+        free(sg);
+        sg = n;
+    }
+    free(ch);
+}
+
+void weft_chan_tx_free(weft_tx *tx)
+{
+    if (!tx) return;
+    weft_chan_tx_close(tx);
+    chan *ch = tx->h.ch;
+    free(tx);
+    chan_release(ch);
+}
+
+void weft_chan_rx_free(weft_rx *rx)
+{
+    if (!rx) return;
+    weft_chan_rx_close(rx);
+    chan *ch = rx->h.ch;
+    free(rx);
+    chan_release(ch);
+}
+
+static int stats_of(chan *ch, struct weft_chan_stats *st)
+{
+    if (!st) return EINVAL;
+    st->used = atomic_load(&ch->used);
+    st->capacity = ch->cap;
+    st->peak_used = atomic_load(&ch->peak);
+    st->tx_open = atomic_load(&ch->tx_open);
+    st->rx_open = atomic_load(&ch->rx_open);
+    st->tasks_sending = atomic_load(&ch->sending);
+    st->tasks_receiving = atomic_load(&ch->receiving);
+    return 0;
+}
+
+int weft_chan_stats(const weft_rx *rx, struct weft_chan_stats *st)
+{
+    if (!rx) return EINVAL;
+    return stats_of(rx->h.ch, st);
+}
+
+int weft_chan_tx_stats(const weft_tx *tx, struct weft_chan_stats *st)
+{
+    if (!tx) return EINVAL;
+    return stats_of(tx->h.ch, st);
+}

@@ -1,0 +1,643 @@
+/* The memory channel (src/chan.c): every rule of SEMANTICS.md section 3,
+ * inside tasks on 1, 2 and 4 workers and on plain pthreads.  Partners are
+ * tasks when the test runs in a task and pthreads otherwise. */
+#include <errno.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static const unsigned chan_workers[] = {1, 2, 4};
+
+#define BOTH(name, fn, secs)                                                                  \
+    Test(chan, name##_in_tasks, .timeout = secs)                                              \
+    {                                                                                         \
+        for (size_t i = 0; i < 3; i++) cr_assert_eq(run_on(chan_workers[i], fn, NULL), 0);   \
+    }                                                                                         \
+    Test(chan, name##_on_pthread, .timeout = secs)                                            \
+    {                                                                                         \
+        cr_assert_eq(run_on_pthread(fn, NULL), 0);                                            \
+    }
+
+/* A partner: a task inside a task, else a pthread. */
+struct partner {
+    weft_task *t;
+    pthread_t th;
+    weft_fn fn;
+    void *arg;
+    int rc;
+};
+static void *partner_main(void *p)
+{
+    struct partner *pt = p;
+    pt->rc = pt->fn(pt->arg);
+    return NULL;
+}
+static void partner_start(struct partner *p, weft_fn fn, void *arg)
+{
+    p->fn = fn;
+    p->arg = arg;
+    p->rc = -1;
+    if (weft_current())
+        cr_assert_eq(weft_spawn(&p->t, fn, arg), 0);
+    else
+        cr_assert_eq(pthread_create(&p->th, NULL, partner_main, p), 0);
+}
+static int partner_join(struct partner *p)
+{
+    if (weft_current()) {
+        int st = -1;
+        cr_assert_eq(weft_join(p->t, &st), 0);
+        return st;
+    }
+    pthread_join(p->th, NULL);
+    return p->rc;
+}
+
+static struct weft_chan_stats stats(weft_rx *rx)
+{
+    struct weft_chan_stats st;
+    cr_assert_eq(weft_chan_stats(rx, &st), 0);
+    return st;
+}
+
+static void nap(void)
+{
+    if (weft_current())
+        weft_sleep(200000);
+    else
+        usleep(200);
+}
+
+#define WAIT_STAT(rx, field, n)                                                               \
+    do {                                                                                      \
+        while (stats(rx).field != (size_t)(n)) nap();                                         \
+    } while (0)
+
+/* ---- open and arguments ------------------------------------------------- */
+
+static int bad_arguments(void *arg)
+{
+    (void)arg;
+    weft_tx *tx;
+    weft_rx *rx;
+    cr_assert_eq(weft_chan_open(NULL, &rx, 1, 8, NULL), EINVAL);
+    cr_assert_eq(weft_chan_open(&tx, NULL, 1, 8, NULL), EINVAL);
+    cr_assert_eq(weft_chan_open(&tx, &rx, 1, 0, NULL), EINVAL);
+    cr_assert_eq(weft_chan_open(&tx, &rx, 1, 65537, NULL), EINVAL);
+    cr_assert_eq(weft_chan_open(&tx, &rx, (1ull << 40) + 1, 8, NULL), EINVAL);
+    cr_assert_eq(weft_chan_open(&tx, &rx, 2, 8, NULL), 0);
+    cr_assert_eq(weft_chan_send(tx, NULL), EINVAL);
+    cr_assert_eq(weft_chan_recv(rx, NULL), EINVAL);
+    cr_assert_eq(weft_chan_send(NULL, &tx), EINVAL);
+    struct weft_chan_stats st = stats(rx);
+    cr_assert_eq(st.used, 0);
+    cr_assert_eq(st.capacity, 2);
+    cr_assert_eq(st.tx_open, 1);
+    cr_assert_eq(st.rx_open, 1);
+    cr_assert_eq(weft_chan_stats(rx, NULL), EINVAL);
+    weft_chan_tx_free(tx);
+    weft_chan_rx_free(rx);
+    return 0;
+}
+BOTH(bad_arguments_are_einval, bad_arguments, 5)
+
+/* ---- buffer: FIFO, full, stats ------------------------------------------ */
+
+static int buffered_fifo(void *arg)
+{
+    (void)arg;
+    weft_tx *tx;
+    weft_rx *rx;
+    cr_assert_eq(weft_chan_open(&tx, &rx, 4, sizeof(int), NULL), 0);
+    for (int i = 0; i < 4; i++) cr_assert_eq(weft_chan_try_send(tx, &i), 0);
+    int x = 99;
+    cr_assert_eq(weft_chan_try_send(tx, &x), EAGAIN, "full");
+    struct weft_chan_stats st = stats(rx);
+    cr_assert_eq(st.used, 4);
+    cr_assert_eq(st.peak_used, 4);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(weft_chan_try_recv(rx, &x), 0);
+        cr_assert_eq(x, i);
+    }
+    cr_assert_eq(weft_chan_try_recv(rx, &x), EAGAIN);
+    /* many rounds through the same channel: segments are recycled */
+    for (int i = 0; i < 5000; i++) {
+        cr_assert_eq(weft_chan_send(tx, &i), 0);
+        cr_assert_eq(weft_chan_recv(rx, &x), 0);
+        cr_assert_eq(x, i);
+    }
+    st = stats(rx);
+    cr_assert_eq(st.used, 0);
+    cr_assert_eq(st.peak_used, 4);
+    weft_chan_tx_free(tx);
+    weft_chan_rx_free(rx);
+    return 0;
+}
+BOTH(buffered_items_come_out_fifo, buffered_fifo, 5)
+
+static int unbounded(void *arg)
+{
+    (void)arg;
+    weft_tx *tx;
+    weft_rx *rx;
+    cr_assert_eq(weft_chan_open(&tx, &rx, WEFT_UNBOUNDED, sizeof(long), NULL), 0);
+    for (long i = 0; i < 20000; i++) cr_assert_eq(weft_chan_try_send(tx, &i), 0);
+    cr_assert_eq(stats(rx).used, 20000);
+    for (long i = 0; i < 20000; i++) {
+        long x;
+        cr_assert_eq(weft_chan_recv(rx, &x), 0);
+        cr_assert_eq(x, i);
+    }
+    weft_chan_tx_free(tx);
+    weft_chan_rx_free(rx);
+    return 0;
+}
+BOTH(unbounded_never_blocks_a_sender, unbounded, 10)
+
+/* ---- rendezvous ---------------------------------------------------------- */
+
+struct ctx {
+    weft_tx *tx;
+    weft_rx *rx;
+    weft_token *tok;
+    int val;
+    int got;
+};
+
+static int receiver(void *arg)
+{
+    struct ctx *c = arg;
+    weft_scope s;
+    weft_scope_enter(&s);
+    if (c->tok) weft_scope_bind(&s, c->tok);
+    c->got = -1;
+    int rc = weft_chan_recv(c->rx, &c->got);
+    weft_scope_exit(&s, rc == ECANCELED ? 0 : rc);
+    return rc;
+}
+
+static int sender(void *arg)
+{
+    struct ctx *c = arg;
+    weft_scope s;
+    weft_scope_enter(&s);
+    if (c->tok) weft_scope_bind(&s, c->tok);
+    int rc = weft_chan_send(c->tx, &c->val);
+    weft_scope_exit(&s, rc == ECANCELED ? 0 : rc);
+    return rc;
+}
+
+static int rendezvous(void *arg)
+{
+    (void)arg;
+    struct ctx c = {0};
+    cr_assert_eq(weft_chan_open(&c.tx, &c.rx, 0, sizeof(int), NULL), 0);
+    int x = 5;
+    cr_assert_eq(weft_chan_try_send(c.tx, &x), EAGAIN, "no receiver: a rendezvous cannot complete");
+    cr_assert_eq(weft_chan_try_recv(c.rx, &x), EAGAIN);
+    struct partner p;
+    partner_start(&p, receiver, &c);
+    WAIT_STAT(c.rx, tasks_receiving, 1);
+    x = 7;
+    cr_assert_eq(weft_chan_try_send(c.tx, &x), 0, "a blocked receiver takes it");
+    cr_assert_eq(partner_join(&p), 0);
+    cr_assert_eq(c.got, 7);
+    /* blocked sender, then a receive completes it */
+    c.val = 8;
+    partner_start(&p, sender, &c);
+    WAIT_STAT(c.rx, tasks_sending, 1);
+    cr_assert_eq(weft_chan_try_recv(c.rx, &x), 0);
+    cr_assert_eq(x, 8);
+    cr_assert_eq(partner_join(&p), 0);
+    cr_assert_eq(stats(c.rx).used, 0, "a rendezvous never buffers");
+    weft_chan_tx_free(c.tx);
+    weft_chan_rx_free(c.rx);
+    return 0;
+}
+BOTH(rendezvous_completes_only_with_a_partner, rendezvous, 10)
+
+/* ---- the motivating failure ----------------------------------------------- */
+
+static void cancelled_receiver_then_try_send(size_t cap)
+{
+    struct ctx c = {0};
+    cr_assert_eq(weft_chan_open(&c.tx, &c.rx, cap, sizeof(int), NULL), 0);
+    cr_assert_eq(weft_token_create(&c.tok, NULL), 0);
+    struct partner p;
+    partner_start(&p, receiver, &c);
+    WAIT_STAT(c.rx, tasks_receiving, 1);
+    weft_token_cancel(c.tok);
+    cr_assert_eq(partner_join(&p), ECANCELED);
+    cr_assert_eq(c.got, -1, "the cancelled receiver got nothing");
+    struct weft_chan_stats st = stats(c.rx);
+    cr_assert_eq(st.tasks_receiving, 0);
+    int x = 42;
+    int rc = weft_chan_try_send(c.tx, &x);
+    if (cap == 0) {
+        cr_assert_eq(rc, EAGAIN, "no live receiver: the item stays with the sender");
+        cr_assert_eq(stats(c.rx).used, 0);
+        c.tok = NULL;
+        c.val = 43;
+        partner_start(&p, sender, &c);
+        cr_assert_eq(weft_chan_recv(c.rx, &x), 0);
+        cr_assert_eq(x, 43);
+        cr_assert_eq(partner_join(&p), 0);
+    } else {
+        cr_assert_eq(rc, 0);
+        cr_assert_eq(stats(c.rx).used, 1, "the item is buffered, not handed to the cancelled");
+        x = 0;
+        cr_assert_eq(weft_chan_recv(c.rx, &x), 0);
+        cr_assert_eq(x, 42, "a later recv gets it");
+    }
+    if (c.tok) weft_token_unref(c.tok);
+    weft_chan_tx_free(c.tx);
+    weft_chan_rx_free(c.rx);
+}
+
+static int motivating(void *arg)
+{
+    (void)arg;
+    cancelled_receiver_then_try_send(0);
+    cancelled_receiver_then_try_send(1);
+    cancelled_receiver_then_try_send(16);
+    cancelled_receiver_then_try_send(WEFT_UNBOUNDED);
+    return 0;
+}
+BOTH(cancelled_receiver_is_never_handed_an_item, motivating, 10)
+
+static int cancel_after_handoff(void *arg)
+{
+    (void)arg;
+    size_t caps[] = {0, 1, WEFT_UNBOUNDED};
+    for (int k = 0; k < 3; k++) {
+        struct ctx c = {0};
+        cr_assert_eq(weft_chan_open(&c.tx, &c.rx, caps[k], sizeof(int), NULL), 0);
+        cr_assert_eq(weft_token_create(&c.tok, NULL), 0);
+        struct partner p;
+        partner_start(&p, receiver, &c);
+        WAIT_STAT(c.rx, tasks_receiving, 1);
+        int x = 77;
+        cr_assert_eq(weft_chan_send(c.tx, &x), 0);
+        weft_token_cancel(c.tok); /* just after the hand-off committed */
+        cr_assert_eq(partner_join(&p), 0, "a committed hand-off is returned");
+        cr_assert_eq(c.got, 77);
+        cr_assert_eq(stats(c.rx).used, 0);
+        weft_token_unref(c.tok);
+        weft_chan_tx_free(c.tx);
+        weft_chan_rx_free(c.rx);
+    }
+    return 0;
+}
+BOTH(cancel_just_after_handoff_returns_the_item, cancel_after_handoff, 10)
+
+static int cancelled_sender_keeps_item(void *arg)
+{
+    (void)arg;
+    size_t caps[] = {0, 1};
+    for (int k = 0; k < 2; k++) {
+        struct ctx c = {0};
+        cr_assert_eq(weft_chan_open(&c.tx, &c.rx, caps[k], sizeof(int), NULL), 0);
+        int x = 1;
+        if (caps[k]) cr_assert_eq(weft_chan_send(c.tx, &x), 0); /* fill it */
+        cr_assert_eq(weft_token_create(&c.tok, NULL), 0);
+        c.val = 2;
+        struct partner p;
+        partner_start(&p, sender, &c);
+        WAIT_STAT(c.rx, tasks_sending, 1);
+        weft_token_cancel(c.tok);
+        cr_assert_eq(partner_join(&p), ECANCELED);
+        struct weft_chan_stats st = stats(c.rx);
+        cr_assert_eq(st.tasks_sending, 0);
+        cr_assert_eq(st.used, caps[k]);
+        if (caps[k]) {
+            cr_assert_eq(weft_chan_try_recv(c.rx, &x), 0);
+            cr_assert_eq(x, 1);
+        }
+        cr_assert_eq(weft_chan_try_recv(c.rx, &x), EAGAIN, "the cancelled send left nothing");
+        /* the freed slot is usable again (capacity not lost) */
+        for (size_t i = 0; i < caps[k]; i++) cr_assert_eq(weft_chan_try_send(c.tx, &x), 0);
+        weft_token_unref(c.tok);
+        weft_chan_tx_free(c.tx);
+        weft_chan_rx_free(c.rx);
+    }
+    return 0;
+}
+BOTH(cancelled_sender_keeps_its_item, cancelled_sender_keeps_item, 10)
+
+static int deadline_recv(void *arg)
+{
+    (void)arg;
+    weft_tx *tx;
+    weft_rx *rx;
+    cr_assert_eq(weft_chan_open(&tx, &rx, 1, sizeof(int), NULL), 0);
+    weft_scope s;
+    weft_scope_enter_deadline(&s, weft_now() + 2000000);
+    int x = -1;
+    int rc = weft_chan_recv(rx, &x);
+    cr_assert_eq(rc, ECANCELED);
+    cr_assert_eq(weft_scope_exit(&s, rc), 0);
+    cr_assert(weft_scope_cancelled_caught(&s));
+    cr_assert_eq(stats(rx).tasks_receiving, 0);
+    x = 3;
+    cr_assert_eq(weft_chan_try_send(tx, &x), 0);
+    cr_assert_eq(weft_chan_recv(rx, &x), 0);
+    cr_assert_eq(x, 3);
+    weft_chan_tx_free(tx);
+    weft_chan_rx_free(rx);
+    return 0;
+}
+BOTH(deadline_ends_a_recv_without_losing_later_items, deadline_recv, 10)
+
+/* ---- FIFO and no barging -------------------------------------------------- */
+
+static int senders_fifo(void *arg)
+{
+    (void)arg;
+    size_t caps[] = {0, 1};
+    for (int k = 0; k < 2; k++) {
+        struct ctx c[4] = {{0}};
+        weft_tx *tx;
+        weft_rx *rx;
+        cr_assert_eq(weft_chan_open(&tx, &rx, caps[k], sizeof(int), NULL), 0);
+        int x = 100;
+        if (caps[k]) cr_assert_eq(weft_chan_send(tx, &x), 0);
+        struct partner p[4];
+        for (int i = 0; i < 4; i++) {
+            c[i].tx = tx;
+            c[i].val = i;
+            if (i == 2) cr_assert_eq(weft_token_create(&c[i].tok, NULL), 0);
+            partner_start(&p[i], sender, &c[i]);
+            WAIT_STAT(rx, tasks_sending, i + 1);
+        }
+        weft_token_cancel(c[2].tok);
+        cr_assert_eq(partner_join(&p[2]), ECANCELED);
+        cr_assert_eq(weft_chan_try_send(tx, &x), EAGAIN, "no barging past blocked senders");
+        if (caps[k]) {
+            cr_assert_eq(weft_chan_recv(rx, &x), 0);
+            cr_assert_eq(x, 100);
+        }
+        int want[] = {0, 1, 3};
+        for (int i = 0; i < 3; i++) {
+            cr_assert_eq(weft_chan_recv(rx, &x), 0);
+            cr_assert_eq(x, want[i], "senders served in order, the cancelled one skipped");
+        }
+        for (int i = 0; i < 4; i++)
+            if (i != 2) cr_assert_eq(partner_join(&p[i]), 0);
+        cr_assert_eq(weft_chan_try_recv(rx, &x), EAGAIN);
+        weft_token_unref(c[2].tok);
+        weft_chan_tx_free(tx);
+        weft_chan_rx_free(rx);
+    }
+    return 0;
+}
+BOTH(blocked_senders_are_served_fifo, senders_fifo, 10)
+
+static int receivers_fifo(void *arg)
+{
+    (void)arg;
+    struct ctx c[3] = {{0}};
+    weft_tx *tx;
+    weft_rx *rx;
+    cr_assert_eq(weft_chan_open(&tx, &rx, 4, sizeof(int), NULL), 0);
+    struct partner p[3];
+    for (int i = 0; i < 3; i++) {
+        c[i].rx = rx;
+        partner_start(&p[i], receiver, &c[i]);
+        WAIT_STAT(rx, tasks_receiving, i + 1);
+    }
+    int x;
+    cr_assert_eq(weft_chan_try_recv(rx, &x), EAGAIN, "receivers are blocked: no barging");
+    for (int i = 0; i < 3; i++) {
+        x = 10 + i;
+        cr_assert_eq(weft_chan_send(tx, &x), 0);
+    }
+    cr_assert_eq(weft_chan_try_recv(rx, &x), EAGAIN, "the items went to the blocked receivers");
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(partner_join(&p[i]), 0);
+        cr_assert_eq(c[i].got, 10 + i, "receivers served in order");
+    }
+    weft_chan_tx_free(tx);
+    weft_chan_rx_free(rx);
+    return 0;
+}
+BOTH(blocked_receivers_are_served_fifo, receivers_fifo, 10)
+
+/* ---- close ----------------------------------------------------------------- */
+
+static int close_tx(void *arg)
+{
+    (void)arg;
+    struct ctx c = {0};
+    cr_assert_eq(weft_chan_open(&c.tx, &c.rx, 4, sizeof(int), NULL), 0);
+    weft_tx *tx2;
+    cr_assert_eq(weft_chan_tx_clone(c.tx, &tx2), 0);
+    int x = 1;
+    cr_assert_eq(weft_chan_send(c.tx, &x), 0);
+    weft_chan_tx_close(c.tx);
+    weft_chan_tx_close(c.tx); /* idempotent */
+    cr_assert_eq(weft_chan_send(c.tx, &x), EBADF);
+    cr_assert_eq(weft_chan_tx_clone(c.tx, &tx2), EBADF);
+    x = 2;
+    cr_assert_eq(weft_chan_send(tx2, &x), 0, "the clone is still open");
+    cr_assert_eq(stats(c.rx).tx_open, 1);
+    cr_assert_eq(weft_chan_recv(c.rx, &x), 0);
+    cr_assert_eq(x, 1);
+    cr_assert_eq(weft_chan_recv(c.rx, &x), 0);
+    cr_assert_eq(x, 2);
+    struct partner p;
+    partner_start(&p, receiver, &c);
+    WAIT_STAT(c.rx, tasks_receiving, 1);
+    x = 3;
+    cr_assert_eq(weft_chan_send(tx2, &x), 0);
+    cr_assert_eq(partner_join(&p), 0);
+    cr_assert_eq(c.got, 3);
+    x = 4;
+    cr_assert_eq(weft_chan_send(tx2, &x), 0);
+    partner_start(&p, receiver, &c); /* gets 4 */
+    cr_assert_eq(partner_join(&p), 0);
+    cr_assert_eq(c.got, 4);
+    partner_start(&p, receiver, &c);
+    WAIT_STAT(c.rx, tasks_receiving, 1);
+    weft_chan_tx_free(tx2); /* the last send handle */
+    cr_assert_eq(partner_join(&p), ENODATA, "blocked receiver sees the end");
+    cr_assert_eq(weft_chan_recv(c.rx, &x), ENODATA);
+    cr_assert_eq(weft_chan_try_recv(c.rx, &x), ENODATA);
+    cr_assert_eq(stats(c.rx).tx_open, 0);
+    weft_chan_tx_free(c.tx);
+    weft_chan_rx_free(c.rx);
+    return 0;
+}
+BOTH(closing_the_last_sender_drains_then_enodata, close_tx, 10)
+
+static int drops;
+static int drop_sum;
+static void on_drop(void *item, void *ctx)
+{
+    cr_assert_eq(ctx, &drops);
+    drops++;
+    drop_sum += *(int *)item;
+}
+
+static int close_rx(void *arg)
+{
+    (void)arg;
+    drops = drop_sum = 0;
+    weft_chan_options o = {on_drop, &drops};
+    struct ctx c = {0};
+    cr_assert_eq(weft_chan_open(&c.tx, &c.rx, 2, sizeof(int), &o), 0);
+    int x = 10;
+    cr_assert_eq(weft_chan_send(c.tx, &x), 0);
+    x = 20;
+    cr_assert_eq(weft_chan_send(c.tx, &x), 0);
+    c.val = 30;
+    struct partner p;
+    partner_start(&p, sender, &c);
+    WAIT_STAT(c.rx, tasks_sending, 1);
+    weft_rx *rx2;
+    cr_assert_eq(weft_chan_rx_clone(c.rx, &rx2), 0);
+    weft_chan_rx_close(rx2);
+    cr_assert_eq(drops, 0, "another receive handle is open");
+    cr_assert_eq(weft_chan_recv(rx2, &x), EBADF);
+    weft_chan_rx_close(c.rx);
+    cr_assert_eq(partner_join(&p), EPIPE, "the blocked sender keeps its item");
+    cr_assert_eq(drops, 2, "buffered items are dropped exactly once");
+    cr_assert_eq(drop_sum, 30);
+    cr_assert_eq(weft_chan_send(c.tx, &x), EPIPE);
+    cr_assert_eq(weft_chan_try_send(c.tx, &x), EPIPE);
+    cr_assert_eq(stats(c.rx).used, 0);
+    weft_chan_rx_free(rx2);
+    weft_chan_rx_free(c.rx);
+    weft_chan_tx_free(c.tx);
+    cr_assert_eq(drops, 2);
+    return 0;
+}
+BOTH(closing_the_last_receiver_drops_and_epipes, close_rx, 10)
+
+static int close_handle_with_blocked(void *arg)
+{
+    (void)arg;
+    struct ctx c = {0}, d = {0};
+    cr_assert_eq(weft_chan_open(&c.tx, &c.rx, 0, sizeof(int), NULL), 0);
+    cr_assert_eq(weft_chan_rx_clone(c.rx, &d.rx), 0);
+    struct partner p;
+    partner_start(&p, receiver, &d);
+    WAIT_STAT(c.rx, tasks_receiving, 1);
+    weft_chan_rx_close(d.rx);
+    cr_assert_eq(partner_join(&p), EBADF, "blocked on the closed handle");
+    cr_assert_eq(stats(c.rx).tasks_receiving, 0);
+    /* the channel works on through the other handle */
+    d.tx = c.tx;
+    d.val = 9;
+    partner_start(&p, sender, &d);
+    int x;
+    cr_assert_eq(weft_chan_recv(c.rx, &x), 0);
+    cr_assert_eq(x, 9);
+    cr_assert_eq(partner_join(&p), 0);
+    /* a blocked sender on a closed send handle */
+    weft_tx *tx2;
+    cr_assert_eq(weft_chan_tx_clone(c.tx, &tx2), 0);
+    d.tx = tx2;
+    partner_start(&p, sender, &d);
+    WAIT_STAT(c.rx, tasks_sending, 1);
+    weft_chan_tx_close(tx2);
+    cr_assert_eq(partner_join(&p), EBADF);
+    cr_assert_eq(weft_chan_try_recv(c.rx, &x), EAGAIN, "its item stayed with it");
+    weft_chan_tx_free(tx2);
+    weft_chan_rx_free(d.rx);
+    weft_chan_tx_free(c.tx);
+    weft_chan_rx_free(c.rx);
+    return 0;
+}
+BOTH(closing_a_handle_wakes_its_blocked_callers_with_ebadf, close_handle_with_blocked, 10)
+
+static int drop_at_free(void *arg)
+{
+    (void)arg;
+    drops = drop_sum = 0;
+    weft_chan_options o = {on_drop, &drops};
+    weft_tx *tx;
+    weft_rx *rx;
+    cr_assert_eq(weft_chan_open(&tx, &rx, WEFT_UNBOUNDED, sizeof(int), &o), 0);
+    for (int i = 1; i <= 100; i++) cr_assert_eq(weft_chan_send(tx, &i), 0);
+    int x;
+    cr_assert_eq(weft_chan_recv(rx, &x), 0);
+    weft_chan_tx_free(tx);
+    cr_assert_eq(drops, 0);
+    weft_chan_rx_free(rx);
+    cr_assert_eq(drops, 99);
+    cr_assert_eq(drop_sum, 5050 - 1);
+    return 0;
+}
+BOTH(on_drop_runs_once_per_unreceived_item, drop_at_free, 10)
+
+/* ---- many producers and consumers: exactly once ------------------------------ */
+
+#define MP_ITEMS 20000
+struct mp {
+    weft_tx *tx;
+    weft_rx *rx;
+    int base;
+    _Atomic unsigned char *seen;
+    _Atomic long *got;
+};
+
+static int mp_producer(void *arg)
+{
+    struct mp *m = arg;
+    for (int i = 0; i < MP_ITEMS / 4; i++) {
+        int v = m->base + i;
+        cr_assert_eq(weft_chan_send(m->tx, &v), 0);
+    }
+    return 0;
+}
+
+static int mp_consumer(void *arg)
+{
+    struct mp *m = arg;
+    int v;
+    int rc;
+    int last[4] = {-1, -1, -1, -1};
+    while ((rc = weft_chan_recv(m->rx, &v)) == 0) {
+        cr_assert(v >= 0 && v < MP_ITEMS);
+        cr_assert_eq(atomic_fetch_add(&m->seen[v], 1), 0, "item %d received twice", v);
+        int prod = v / (MP_ITEMS / 4);
+        cr_assert_gt(v, last[prod], "one producer's items arrive in order");
+        last[prod] = v;
+        atomic_fetch_add(m->got, 1);
+    }
+    cr_assert_eq(rc, ENODATA);
+    return 0;
+}
+
+static int mpmc(void *arg)
+{
+    (void)arg;
+    size_t caps[] = {0, 1, 16, WEFT_UNBOUNDED};
+    for (int k = 0; k < 4; k++) {
+        weft_tx *tx;
+        weft_rx *rx;
+        cr_assert_eq(weft_chan_open(&tx, &rx, caps[k], sizeof(int), NULL), 0);
+        static _Atomic unsigned char seen[MP_ITEMS];
+        for (int i = 0; i < MP_ITEMS; i++) atomic_store(&seen[i], 0);
+        _Atomic long got = 0;
+        struct mp m[8];
+        struct partner p[8];
+        for (int i = 0; i < 8; i++) {
+            m[i] = (struct mp){tx, rx, (i % 4) * (MP_ITEMS / 4), seen, &got};
+            if (i < 4) cr_assert_eq(weft_chan_tx_clone(tx, &m[i].tx), 0);
+            partner_start(&p[i], i < 4 ? mp_producer : mp_consumer, &m[i]);
+        }
+        weft_chan_tx_close(tx);
+        for (int i = 0; i < 4; i++) {
+            cr_assert_eq(partner_join(&p[i]), 0);
+            weft_chan_tx_free(m[i].tx);
+        }
+        for (int i = 4; i < 8; i++) cr_assert_eq(partner_join(&p[i]), 0);
+        cr_assert_eq(atomic_load(&got), MP_ITEMS);
+        cr_assert_eq(stats(rx).used, 0);
+        weft_chan_tx_free(tx);
+        weft_chan_rx_free(rx);
+    }
+    return 0;
+}
+BOTH(mpmc_delivers_every_item_exactly_once, mpmc, 60)

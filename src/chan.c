@@ -84,6 +84,24 @@
 #include "runtime.h"
 #include "weft/chan.h"
 
+/* ThreadSanitizer cannot see an RCU grace period: tell it that every
+ * read-side section happens before the frees that follow (which is what a
+ * grace period guarantees). */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static char tsan_grace;
+#define READ_UNLOCK()                                                                          \
+    do {                                                                                       \
+        __tsan_release(&tsan_grace);                                                           \
+        urcu_bp_read_unlock();                                                                 \
+    } while (0)
+#define GRACE_PASSED() __tsan_acquire(&tsan_grace)
+#else
+#define READ_UNLOCK() urcu_bp_read_unlock()
+#define GRACE_PASSED() ((void)0)
+#endif
+
 #define SEG_CELLS 32
 #define TX_CLOSED (1ull << 62)
 #define RX_CLOSED (1ull << 62)
@@ -226,6 +244,7 @@ static seg *seg_find(chan *ch, _Atomic(seg *) *hint, seg *from, uint64_t i)
 
 static void seg_free_cb(struct rcu_head *h)
 {
+    GRACE_PASSED();
     free(caa_container_of(h, seg, rcu));
 }
 
@@ -459,7 +478,7 @@ static int block_in_cell(chan *ch, handle *h, seg *sg, _Atomic uintptr_t *c, uin
         cell_unlink(&cw.w);
     }
     seg_done(sg, 1); /* our visit */
-    urcu_bp_read_unlock();
+    READ_UNLOCK();
     int rc = weft__waiter_park(&cw.w, 0);
     handle_unregister(h, &cw);
     atomic_fetch_sub_explicit(waiting, 1, memory_order_relaxed);
@@ -572,7 +591,7 @@ static int do_send(weft_tx *tx, const void *item, bool wait)
         if (parked) return rc;
         if (rc != R_RETRY) break;
     }
-    urcu_bp_read_unlock();
+    READ_UNLOCK();
     return rc;
 }
 
@@ -697,7 +716,7 @@ static int do_recv(weft_rx *rx, void *out, bool wait)
         if (parked) return rc;
         if (rc != R_RETRY) break;
     }
-    urcu_bp_read_unlock();
+    READ_UNLOCK();
     return rc;
 }
 
@@ -827,7 +846,7 @@ static void tx_side_closed(chan *ch)
             break;
         }
     }
-    urcu_bp_read_unlock();
+    READ_UNLOCK();
 }
 
 static void drop_item(chan *ch, void *item)
@@ -888,7 +907,7 @@ static void rx_side_closed(chan *ch)
         seg_done(sg, 1);
         if (r >= s) break;
     }
-    urcu_bp_read_unlock();
+    READ_UNLOCK();
 }
 
 void weft_chan_tx_close(weft_tx *tx)

@@ -22,7 +22,7 @@ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF -DWEFT_BU
 cmake --build "$dir" -j "$jobs"
 
 export GOCACHE=$PWD/$dir/go/cache GOPATH=$PWD/$dir/go/path GOFLAGS=-mod=mod GO111MODULE=off
-for b in switch spawn_join skynet fib wake memory cancel lock; do
+for b in switch spawn_join skynet fib wake memory cancel lock chan; do
     go build -o "$dir/go/$b" bench/go/$b.go bench/go/common.go
 done
 go build -o "$dir/go/report" bench/report/report.go
@@ -35,7 +35,7 @@ args=(${quick})
     echo "# weft benchmark suite, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, $(go version)"
     echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
 } >>"$results"
-for b in switch spawn_join skynet fib wake memory cancel lock; do
+for b in switch spawn_join skynet fib wake memory cancel lock chan; do
     echo "weft: running $b" >&2
     "$dir/bench/bench_$b" "${args[@]}" | tee -a "$results"
     "$dir/go/$b" "-reps=$reps" ${quick:+-quick} | tee -a "$results"

@@ -300,6 +300,26 @@ static bool abort_held(weft__waiter *w, int code)
     return true;
 }
 
+/* A close ends the waiter found in cell c (state st): locks the cell, aborts
+ * the waiter with code and finalises the cell as fin, or gives the cell back
+ * when a canceller won (its unlink finalises).  False when the cell changed
+ * before the lock (the caller looks again). */
+static bool close_waiter(seg *sg, _Atomic uintptr_t *c, uintptr_t st, int code, uintptr_t fin)
+{
+    if (!atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return false;
+    weft__waiter *w = W_OF(st);
+    if (abort_held(w, code)) {
+        atomic_store_explicit(c, fin, memory_order_release);
+        seg_done(sg, 1);
+        weft__waiter_wake(w);
+    } else {
+        atomic_store_explicit(c, st, memory_order_release);
+    }
+    return true;
+}
+
 /* ops->unlink: the winner of an abort finalises the waiter's cell. */
 static void cell_unlink(weft__waiter *w)
 {
@@ -829,20 +849,7 @@ static void tx_side_closed(chan *ch)
                 weft__cpu_relax();
                 continue;
             }
-            if (IS_WAITER(st) && !(st & TAG_SEND)) {
-                if (!atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING,
-                                                             memory_order_acq_rel,
-                                                             memory_order_relaxed))
-                    continue;
-                weft__waiter *w = W_OF(st);
-                if (abort_held(w, ENODATA)) {
-                    atomic_store_explicit(c, C_CLOSED, memory_order_release);
-                    seg_done(sg, 1);
-                    weft__waiter_wake(w);
-                } else {
-                    atomic_store_explicit(c, st, memory_order_release);
-                }
-            }
+            if (IS_WAITER(st) && !(st & TAG_SEND) && !close_waiter(sg, c, st, ENODATA, C_CLOSED)) continue;
             break;
         }
     }
@@ -888,20 +895,7 @@ static void rx_side_closed(chan *ch)
                 atomic_store_explicit(c, C_DONE, memory_order_release);
                 break;
             }
-            if (IS_WAITER(st) && (st & TAG_SEND)) {
-                if (!atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING,
-                                                             memory_order_acq_rel,
-                                                             memory_order_relaxed))
-                    continue;
-                weft__waiter *w = W_OF(st);
-                if (abort_held(w, EPIPE)) {
-                    atomic_store_explicit(c, C_INT_SEND, memory_order_release);
-                    seg_done(sg, 1);
-                    weft__waiter_wake(w);
-                } else {
-                    atomic_store_explicit(c, st, memory_order_release);
-                }
-            }
+            if (IS_WAITER(st) && (st & TAG_SEND) && !close_waiter(sg, c, st, EPIPE, C_INT_SEND)) continue;
             break;
         }
         seg_done(sg, 1);

@@ -54,8 +54,7 @@ void __tsan_destroy_fiber(void *fiber);
 #endif
 
 _Static_assert(offsetof(weft__ctx, sp) == WEFT_CTX_SP, "ctx sp offset");
-_Static_assert(offsetof(weft__ctx, pc) == WEFT_CTX_PC, "ctx pc offset");
-_Static_assert(offsetof(weft__ctx, regs) == 16, "ctx register block offset");
+_Static_assert(offsetof(weft__ctx, regs) == 8, "ctx register block offset");
 _Static_assert(sizeof(weft__ctx) == WEFT_CTX_SIZE, "ctx size");
 
 void weft__ctx_entry(void); /* switch_<arch>.S */
@@ -78,11 +77,8 @@ int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, boo
     weft__cctx_init(&t->cctx);
     t->cctx.task = t;
     /* The first frame starts just below the task struct, 16-byte aligned as
-     * weft__ctx_entry expects. */
-    uintptr_t sp = ((uintptr_t)t - 16) & ~(uintptr_t)15;
-    t->ctx.sp = (void *)sp;
-    t->ctx.pc = (void *)(uintptr_t)weft__ctx_entry;
-    t->ctx.regs[0] = (uint64_t)(uintptr_t)t; /* rbx / x19: weft__task_main's argument */
+     * weft__ctx_entry expects; t is weft__task_main's argument. */
+    weft__ctx_make(&t->ctx, (uintptr_t)t - 16, weft__ctx_entry, (uintptr_t)t);
 #ifdef WEFT_ASAN
     t->asan_fake = NULL;
 #endif
@@ -284,12 +280,17 @@ void weft_task_detach(weft_task *t)
 int weft_yield(void)
 {
     weft__worker *w = weft__worker_self();
-    if (!w || !w->current) {
+    weft_task *self = w ? w->current : NULL;
+    if (!self) {
         if (weft__cancelled()) return ECANCELED;
         sched_yield();
         return 0;
     }
-    if (weft__cancelled()) return ECANCELED;
-    weft__task_switch_out(w, w->current, WEFT__SW_YIELD);
+    /* weft__cctx_cancelled with the runtime taken from w: one load fewer. */
+    if (atomic_load_explicit(&w->rt->cancelled, memory_order_acquire) ||
+        (atomic_load_explicit(&weft__cctx_inner(&self->cctx)->flags, memory_order_acquire) &
+         WEFT__N_EFF))
+        return ECANCELED;
+    weft__task_switch_out(w, self, WEFT__SW_YIELD);
     return 0;
 }

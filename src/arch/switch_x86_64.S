@@ -1,9 +1,11 @@
 /*
- * x86-64 System V context switch.  Saves rbx, rbp, r12-r15, the stack pointer
- * and the resume address; resumes the target with an indirect jmp (not ret, so
- * the return-stack predictor is not trained on a return that never happens and
- * a fresh context needs no fake return address).  Offsets come from ctx.h and
- * are checked against the C struct at compile time in task.c.
+ * x86-64 System V context switch.  Saves rbx, rbp, r12-r15 and the stack
+ * pointer; the resume address is the return address our caller's call pushed,
+ * left where it is at the saved rsp.  Resuming restores the registers, sets
+ * rsp just above that slot (as a ret would) and jumps through it: an indirect
+ * jmp, not ret, so the return-stack predictor is not trained on a return that
+ * never happens.  Offsets come from ctx.h and are checked against the C
+ * struct at compile time in task.c.
  */
 #include "ctx.h"
 
@@ -14,24 +16,22 @@
     .p2align 4
 weft__ctx_switch:
     .cfi_startproc
-    movq (%rsp), %rax              /* our return address becomes the resume pc */
-    leaq 8(%rsp), %rcx             /* the stack pointer as it is after ret */
-    movq %rcx, WEFT_CTX_SP(%rdi)
-    movq %rax, WEFT_CTX_PC(%rdi)
+    movq %rsp, WEFT_CTX_SP(%rdi)   /* (%rsp) holds our resume address */
     movq %rbx, WEFT_CTX_RBX(%rdi)
     movq %rbp, WEFT_CTX_RBP(%rdi)
     movq %r12, WEFT_CTX_R12(%rdi)
     movq %r13, WEFT_CTX_R13(%rdi)
     movq %r14, WEFT_CTX_R14(%rdi)
     movq %r15, WEFT_CTX_R15(%rdi)
+    movq WEFT_CTX_SP(%rsi), %rcx
     movq WEFT_CTX_RBX(%rsi), %rbx
     movq WEFT_CTX_RBP(%rsi), %rbp
     movq WEFT_CTX_R12(%rsi), %r12
     movq WEFT_CTX_R13(%rsi), %r13
     movq WEFT_CTX_R14(%rsi), %r14
     movq WEFT_CTX_R15(%rsi), %r15
-    movq WEFT_CTX_SP(%rsi), %rsp
-    jmpq *WEFT_CTX_PC(%rsi)
+    leaq 8(%rcx), %rsp
+    jmpq *(%rcx)
     .cfi_endproc
     .size weft__ctx_switch, .-weft__ctx_switch
 
@@ -41,14 +41,15 @@ weft__ctx_switch:
     .p2align 4
 weft__ctx_jump:
     .cfi_startproc
+    movq WEFT_CTX_SP(%rdi), %rcx
     movq WEFT_CTX_RBX(%rdi), %rbx
     movq WEFT_CTX_RBP(%rdi), %rbp
     movq WEFT_CTX_R12(%rdi), %r12
     movq WEFT_CTX_R13(%rdi), %r13
     movq WEFT_CTX_R14(%rdi), %r14
     movq WEFT_CTX_R15(%rdi), %r15
-    movq WEFT_CTX_SP(%rdi), %rsp
-    jmpq *WEFT_CTX_PC(%rdi)
+    leaq 8(%rcx), %rsp
+    jmpq *(%rcx)
     .cfi_endproc
     .size weft__ctx_jump, .-weft__ctx_jump
 

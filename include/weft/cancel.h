@@ -66,8 +66,22 @@ WEFT_API int weft_token_create(weft_token **t, weft_token *parent);
  */
 WEFT_API void weft_token_cancel(weft_token *t);
 
-/* Whether t is cancelled: one atomic (acquire) load.  Any thread. */
+/*
+ * Whether t is cancelled: one atomic (acquire) load.  Any thread; not a
+ * checkpoint.  With gcc and clang the macro below inlines that load into the
+ * caller (the cancelled flag is bit 0 of the first 32-bit word of every
+ * token, a layout weft keeps: src/cancel.c asserts it), so a polling loop
+ * pays no call; (weft_token_is_cancelled)(t), or taking its address, uses
+ * the exported function, which does the same.
+ */
 WEFT_API bool weft_token_is_cancelled(const weft_token *t);
+#if defined(__GNUC__) || defined(__clang__)
+static inline bool weft__token_is_cancelled_inline(const weft_token *t)
+{
+    return __atomic_load_n((const uint32_t *)(const void *)t, __ATOMIC_ACQUIRE) & 1u;
+}
+#define weft_token_is_cancelled(t) weft__token_is_cancelled_inline(t)
+#endif
 
 /*
  * Cancels t when weft_now() reaches deadline_ns (at once if it already

@@ -47,4 +47,14 @@ static inline int64_t weft__dq_size(weft__deque *q)
     return b - t;
 }
 
+/* Owner: the entry the next take would return, or NULL; a guess (a thief
+ * may take it first), for prefetching only: never dereference it. */
+static inline void *weft__dq_peek(weft__deque *q)
+{
+    int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed) - 1;
+    if (b < atomic_load_explicit(&q->top, memory_order_relaxed)) return NULL;
+    weft__dq_array *a = atomic_load_explicit(&q->array, memory_order_relaxed);
+    return atomic_load_explicit(&a->slot[b & a->mask], memory_order_relaxed);
+}
+
 #endif

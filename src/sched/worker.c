@@ -198,7 +198,13 @@ static weft_task *local_next(weft__worker *w)
     w->next_streak = 0;
     /* The owner's size is never an underestimate (top only grows), so an
      * empty deque is ruled out without take()'s seq_cst fence. */
-    if (weft__dq_size(&w->dq) > 0 && (t = weft__dq_take(&w->dq))) return t;
+    if (weft__dq_size(&w->dq) > 0 && (t = weft__dq_take(&w->dq))) {
+        /* Draining many parked-then-woken tasks (a cancel storm) misses on
+         * each: start on the next one while this one runs. */
+        weft_task *after = weft__dq_peek(&w->dq);
+        if (after) weft__task_prefetch(after);
+        return t;
+    }
     if ((t = w->next)) {
         w->next = NULL;
         return t;

@@ -137,12 +137,25 @@ weft__worker *weft__worker_self(void) __attribute__((noinline));
 /* Makes t runnable: into the caller's next slot when the caller is a worker
  * of t's runtime, else into the injector; wakes an idle worker if needed. */
 void weft__make_runnable(weft_task *t);
+/* The same, for a caller that has just read weft__worker_self() into w. */
+void weft__make_runnable_from(weft__worker *w, weft_task *t);
 /* Switches the calling task out; action is WEFT__SW_YIELD/PARK/EXIT. */
 void weft__task_switch_out(weft__worker *w, weft_task *self, int action);
 /* Finishes whatever the context that switched to us asked (see prev_action). */
 void weft__after_switch(weft__worker *w);
 /* Wakes one idle worker if no worker is spinning (Go's wakep). */
-void weft__sched_wake_one(weft_runtime *rt);
+void weft__sched_wake_slow(weft_runtime *rt);
+static inline void weft__sched_wake_one(weft_runtime *rt)
+{
+    /* seq_cst: orders the caller's push before these loads; pairs with the
+     * fence in park() (worker.c, "No lost wake-up").  Inline: every spawn
+     * comes here, and almost always returns at once. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&rt->nr_spinning, memory_order_relaxed) != 0 ||
+        atomic_load_explicit(&rt->nr_idle, memory_order_relaxed) == 0)
+        return;
+    weft__sched_wake_slow(rt);
+}
 /* Finishes a task that switched out for the last time (WEFT__SW_EXIT). */
 void weft__task_exited(weft__worker *w, weft_task *t);
 /* Creates a task (not yet runnable). */

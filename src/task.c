@@ -213,7 +213,7 @@ int weft__spawn(weft_runtime *rt, weft_fn fn, void *arg, weft_task **out, struct
     }
     if (g) weft__group_child_enter(g, t);
     if (out) *out = t;
-    weft__make_runnable(t);
+    weft__make_runnable_from(w, t);
     return 0;
 }
 
@@ -240,8 +240,10 @@ static const weft__waiter_ops join_ops = {.unlink = join_unlink};
 int weft_join(weft_task *t, int *status)
 {
     if (!t) return EINVAL;
-    if (t == weft_current()) return EDEADLK;
-    if (weft__cancelled()) return ECANCELED;
+    weft__worker *wk = weft__worker_self();
+    weft_task *self = wk ? wk->current : NULL;
+    if (t == self) return EDEADLK;
+    if (self ? weft__cctx_cancelled(&self->cctx) : weft__cancelled()) return ECANCELED;
     /* acquire: pairs with the exit side's exchanges (step 3). */
     weft__waiter *j = atomic_load_explicit(&t->joiner, memory_order_acquire);
     if (j != WEFT__JOIN_DONE) {
@@ -262,7 +264,8 @@ int weft_join(weft_task *t, int *status)
         }
     }
     if (status) *status = t->status;
-    task_free(weft__worker_self(), t);
+    /* Re-read: a join that parked may have resumed on another worker. */
+    task_free(j == WEFT__JOIN_DONE ? wk : weft__worker_self(), t);
     return 0;
 }
 

@@ -128,7 +128,10 @@ void weft__switch(weft__worker *w, weft__ctx *from, weft_task *to, bool from_exi
 #ifdef WEFT_TSAN
     __tsan_switch_to_fiber(to ? to->tsan_fiber : w->tsan_fiber, 0);
 #endif
-    (void)from_exits;
+    /* An exiting task never resumes: nothing of it to save.  (Not writing its
+     * context also keeps that cache line clean on this worker, which helps
+     * whoever reuses the stack next.) */
+    if (from_exits) weft__ctx_jump(target);
     weft__ctx_switch(from, target);
 #ifdef WEFT_ASAN
     __sanitizer_finish_switch_fiber(fake ? *fake : NULL, NULL, NULL);
@@ -266,7 +269,11 @@ void weft__after_switch(weft__worker *w)
 
 void weft__make_runnable(weft_task *t)
 {
-    weft__worker *w = weft__worker_self();
+    weft__make_runnable_from(weft__worker_self(), t);
+}
+
+void weft__make_runnable_from(weft__worker *w, weft_task *t)
+{
     weft_runtime *rt = t->rt;
     if (w && w->rt == rt) {
         weft_task *old = w->next;
@@ -308,15 +315,11 @@ static void unpark(weft__worker *w)
     weft__futex_wake(&w->park_word, 1);
 }
 
-void weft__sched_wake_one(weft_runtime *rt)
+/* weft__sched_wake_one (runtime.h) did the fence and found a worker idle and
+ * none spinning. */
+void weft__sched_wake_slow(weft_runtime *rt)
 {
     for (;;) {
-        /* seq_cst: orders the caller's push before these loads; pairs with
-         * the fence in park() (see "No lost wake-up" above). */
-        atomic_thread_fence(memory_order_seq_cst);
-        if (atomic_load_explicit(&rt->nr_spinning, memory_order_relaxed) != 0 ||
-            atomic_load_explicit(&rt->nr_idle, memory_order_relaxed) == 0)
-            return;
         int zero = 0;
         if (!atomic_compare_exchange_strong_explicit(&rt->nr_spinning, &zero, 1,
                                                      memory_order_seq_cst, memory_order_relaxed))
@@ -329,6 +332,11 @@ void weft__sched_wake_one(weft_runtime *rt)
         atomic_fetch_sub_explicit(&rt->nr_spinning, 1, memory_order_seq_cst);
         atomic_thread_fence(memory_order_seq_cst);
         if (!work_visible(rt)) return;
+        /* The checks of weft__sched_wake_one, again. */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&rt->nr_spinning, memory_order_relaxed) != 0 ||
+            atomic_load_explicit(&rt->nr_idle, memory_order_relaxed) == 0)
+            return;
     }
 }
 

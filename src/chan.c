@@ -125,28 +125,34 @@ enum {
 #define IS_WAITER(v) ((v) > C_LAST)
 #define W_OF(v) ((weft__waiter *)((v) & ~(uintptr_t)7))
 
+/* pending, decremented by every visit, has a cache line of its own so those
+ * decrements do not steal the line of the first cells from their visitors. */
 typedef struct seg {
     uint64_t id;
     _Atomic(struct seg *) next;
-    _Atomic int64_t pending;
     struct rcu_head rcu;
-    _Alignas(16) unsigned char cells[];
+    _Alignas(64) _Atomic int64_t pending;
+    _Alignas(64) unsigned char cells[];
 } seg;
 
 typedef struct handle handle;
 
 typedef struct chan {
+    /* Read by every operation, written only at open. */
+    size_t cap, isz, stride;
+    bool bounded, unbounded;
+    weft_chan_options opt;
     _Alignas(64) _Atomic uint64_t S;
     _Alignas(64) _Atomic uint64_t R;
     _Alignas(64) _Atomic uint64_t B;
+    /* Advanced once a segment, read by every operation. */
     _Alignas(64) _Atomic(seg *) sseg;
     _Atomic(seg *) rseg;
     _Atomic(seg *) bseg;
     _Atomic(seg *) head;
-    size_t cap, isz, stride;
-    bool bounded, unbounded;
-    weft_chan_options opt;
-    _Atomic size_t used, peak, tx_open, rx_open, sending, receiving, handles;
+    /* Written by many operations: a line of their own. */
+    _Alignas(64) _Atomic size_t used, peak;
+    _Alignas(64) _Atomic size_t tx_open, rx_open, sending, receiving, handles;
 } chan;
 
 struct handle {
@@ -187,8 +193,9 @@ static void *item_at(chan *ch, _Atomic uintptr_t *c)
 
 static seg *seg_new(chan *ch, uint64_t id)
 {
-    seg *sg = calloc(1, sizeof *sg + SEG_CELLS * ch->stride);
-    if (!sg) return NULL;
+    seg *sg = NULL;
+    if (posix_memalign((void **)&sg, 64, sizeof *sg + SEG_CELLS * ch->stride)) return NULL;
+    memset(sg, 0, sizeof *sg + SEG_CELLS * ch->stride);
     sg->id = id;
     int64_t p = 2 * SEG_CELLS;
     if (ch->bounded) { /* expand-buffer visits: one per b >= cap */

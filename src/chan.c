@@ -59,8 +59,12 @@
  * poisoned and see the flag.
  *
  * Memory.  Every cell expects exactly one sender visit, one receiver visit,
- * and (bounded) one expand-buffer visit for each b >= N; each installed
- * waiter adds one finalisation.  A segment's `pending` counts them down.
+ * and (bounded) one expand-buffer visit for each b >= N.  A segment's
+ * `pending` counts them down.  A visitor that installs its waiter hands its
+ * visit's count to the waiter: whoever finalises the waiter (a claimer, a
+ * canceller's unlink, a closer, or the owner itself) counts it down then;
+ * the owner's own accesses after the install are inside its read section,
+ * so the grace period covers them even if that comes first.
  * All cell accesses by visitors happen inside an RCU read-side section
  * (never across a park).  A canceller touches a cell only while its waiter
  * is still in it or CLAIMING (not final), so `pending` cannot reach 0 before
@@ -152,14 +156,22 @@ typedef struct chan {
     _Atomic(seg *) head;
     /* Written by many operations: a line of their own. */
     _Alignas(64) _Atomic size_t used, peak;
-    _Alignas(64) _Atomic size_t tx_open, rx_open, sending, receiving, handles;
+    _Alignas(64) _Atomic size_t tx_open, rx_open, handles;
+    /* Every live handle, for stats: each counts its own blocked callers
+     * under its own lock (which blocking takes anyway), so blocking pays no
+     * channel-wide counter. */
+    pthread_mutex_t hl_lock;
+    handle *hl_head; /* guarded by hl_lock */
 } chan;
 
 struct handle {
     chan *ch;
     _Atomic bool closed;
-    _Atomic bool lock; /* guards `blocked` */
+    _Atomic bool lock; /* guards `blocked` and nblocked */
+    bool tx;           /* immutable: a send handle */
     struct cwait *blocked;
+    size_t nblocked;
+    handle *hl_next, *hl_prev; /* guarded by ch->hl_lock */
 };
 struct weft_tx {
     handle h;
@@ -353,6 +365,28 @@ static void cell_unlink(weft__waiter *w)
 
 static const weft__waiter_ops chan_ops = {.unlink = cell_unlink};
 
+static void hl_add(chan *ch, handle *h, bool tx)
+{
+    h->tx = tx;
+    WEFT_CHECK(pthread_mutex_lock(&ch->hl_lock));
+    h->hl_prev = NULL;
+    h->hl_next = ch->hl_head;
+    if (ch->hl_head) ch->hl_head->hl_prev = h;
+    ch->hl_head = h;
+    WEFT_CHECK(pthread_mutex_unlock(&ch->hl_lock));
+}
+
+static void hl_remove(chan *ch, handle *h)
+{
+    WEFT_CHECK(pthread_mutex_lock(&ch->hl_lock));
+    if (h->hl_prev)
+        h->hl_prev->hl_next = h->hl_next;
+    else
+        ch->hl_head = h->hl_next;
+    if (h->hl_next) h->hl_next->hl_prev = h->hl_prev;
+    WEFT_CHECK(pthread_mutex_unlock(&ch->hl_lock));
+}
+
 /* --- handles' lists of blocked callers ------------------------------------ */
 
 static bool handle_register(handle *h, cwait *cw)
@@ -366,6 +400,7 @@ static bool handle_register(handle *h, cwait *cw)
     cw->hnext = h->blocked;
     if (h->blocked) h->blocked->hprev = cw;
     h->blocked = cw;
+    h->nblocked++;
     weft__spin_unlock(&h->lock);
     return true;
 }
@@ -378,6 +413,7 @@ static void handle_unregister(handle *h, cwait *cw)
     else
         h->blocked = cw->hnext;
     if (cw->hnext) cw->hnext->hprev = cw->hprev;
+    h->nblocked--;
     weft__spin_unlock(&h->lock);
 }
 
@@ -496,19 +532,17 @@ static int block_in_cell(chan *ch, handle *h, seg *sg, _Atomic uintptr_t *c, uin
         weft__waiter_withdraw(&cw.w, 0);
         return R_AGAIN_CELL;
     }
-    atomic_fetch_add_explicit(&sg->pending, 1, memory_order_relaxed); /* its finalisation */
-    _Atomic size_t *waiting = (tag & TAG_SEND) ? &ch->sending : &ch->receiving;
-    atomic_fetch_add_explicit(waiting, 1, memory_order_relaxed);
     if (!(tag & TAG_SEND)) expand_buffer(ch);
     if (atomic_load_explicit(&cw.w.state, memory_order_seq_cst) == WEFT__W_ABORTED) {
         /* aborted before the install: no unlink found it; finalise it. */
         cell_unlink(&cw.w);
     }
-    seg_done(sg, 1); /* our visit */
+    /* No seg_done for our visit: its count passes to the waiter's
+     * finalisation (see Memory above), which saves two locked operations
+     * per blocking call. */
     READ_UNLOCK();
     int rc = weft__waiter_park(&cw.w, 0);
     handle_unregister(h, &cw);
-    atomic_fetch_sub_explicit(waiting, 1, memory_order_relaxed);
     return rc;
 }
 
@@ -786,8 +820,11 @@ int weft_chan_open(weft_tx **tx, weft_rx **rx, size_t capacity, size_t item_size
     atomic_init(&ch->tx_open, 1);
     atomic_init(&ch->rx_open, 1);
     atomic_init(&ch->handles, 2);
+    WEFT_CHECK(pthread_mutex_init(&ch->hl_lock, NULL));
     t->h.ch = ch;
     r->h.ch = ch;
+    hl_add(ch, &t->h, true);
+    hl_add(ch, &r->h, false);
     *tx = t;
     *rx = r;
     return 0;
@@ -807,6 +844,7 @@ static int clone_handle(handle *h, handle **out, size_t sz, _Atomic size_t *open
     n->ch = h->ch;
     atomic_fetch_add(open, 1);
     atomic_fetch_add(&h->ch->handles, 1);
+    hl_add(h->ch, n, h->tx);
     *out = n;
     return 0;
 }
@@ -934,6 +972,7 @@ static void chan_release(chan *ch)
         free(sg);
         sg = n;
     }
+    WEFT_CHECK(pthread_mutex_destroy(&ch->hl_lock));
     free(ch);
 }
 
@@ -942,6 +981,7 @@ void weft_chan_tx_free(weft_tx *tx)
     if (!tx) return;
     weft_chan_tx_close(tx);
     chan *ch = tx->h.ch;
+    hl_remove(ch, &tx->h);
     free(tx);
     chan_release(ch);
 }
@@ -951,6 +991,7 @@ void weft_chan_rx_free(weft_rx *rx)
     if (!rx) return;
     weft_chan_rx_close(rx);
     chan *ch = rx->h.ch;
+    hl_remove(ch, &rx->h);
     free(rx);
     chan_release(ch);
 }
@@ -963,8 +1004,16 @@ static int stats_of(chan *ch, struct weft_chan_stats *st)
     st->peak_used = atomic_load(&ch->peak);
     st->tx_open = atomic_load(&ch->tx_open);
     st->rx_open = atomic_load(&ch->rx_open);
-    st->tasks_sending = atomic_load(&ch->sending);
-    st->tasks_receiving = atomic_load(&ch->receiving);
+    size_t sending = 0, receiving = 0;
+    WEFT_CHECK(pthread_mutex_lock(&ch->hl_lock));
+    for (handle *h = ch->hl_head; h; h = h->hl_next) {
+        weft__spin_lock(&h->lock);
+        *(h->tx ? &sending : &receiving) += h->nblocked;
+        weft__spin_unlock(&h->lock);
+    }
+    WEFT_CHECK(pthread_mutex_unlock(&ch->hl_lock));
+    st->tasks_sending = sending;
+    st->tasks_receiving = receiving;
     return 0;
 }
 

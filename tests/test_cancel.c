@@ -422,14 +422,21 @@ Test(cancel, token_basics_and_bad_input, .timeout = 10)
 {
     weft_token *t;
     cr_assert_eq(weft_token_create(NULL, NULL), EINVAL);
+    /* The header's inline check and the exported function (parenthesised
+     * name, and through a pointer) must agree before and after a cancel. */
+    bool (*fn)(const weft_token *) = (weft_token_is_cancelled);
     cr_assert_eq(weft_token_create(&t, NULL), 0);
     cr_assert(!weft_token_is_cancelled(t));
+    cr_assert(!(weft_token_is_cancelled)(t));
+    cr_assert(!fn(t));
     weft_token_ref(t);
     weft_token_unref(t);
     cr_assert(!weft_token_is_cancelled(t));
     weft_token_cancel(t);
     weft_token_cancel(t);
     cr_assert(weft_token_is_cancelled(t));
+    cr_assert((weft_token_is_cancelled)(t));
+    cr_assert(fn(t));
     cr_assert_eq(weft_token_set_deadline(NULL, 0), EINVAL);
     cr_assert_eq(weft_token_on_cancel(NULL, NULL, NULL, NULL), EINVAL);
     weft_token_cancel(NULL);

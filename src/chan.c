@@ -976,24 +976,28 @@ static void chan_release(chan *ch)
     free(ch);
 }
 
+/* After the close: h leaves the registry, then its memory goes (h is the
+ * first member of weft_tx and weft_rx, so it is the allocation). */
+static void handle_free(handle *h)
+{
+    chan *ch = h->ch;
+    hl_remove(ch, h);
+    free(h);
+    chan_release(ch);
+}
+
 void weft_chan_tx_free(weft_tx *tx)
 {
     if (!tx) return;
     weft_chan_tx_close(tx);
-    chan *ch = tx->h.ch;
-    hl_remove(ch, &tx->h);
-    free(tx);
-    chan_release(ch);
+    handle_free(&tx->h);
 }
 
 void weft_chan_rx_free(weft_rx *rx)
 {
     if (!rx) return;
     weft_chan_rx_close(rx);
-    chan *ch = rx->h.ch;
-    hl_remove(ch, &rx->h);
-    free(rx);
-    chan_release(ch);
+    handle_free(&rx->h);
 }
 
 static int stats_of(chan *ch, struct weft_chan_stats *st)

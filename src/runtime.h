@@ -144,17 +144,19 @@ void weft__task_switch_out(weft__worker *w, weft_task *self, int action);
 /* Finishes whatever the context that switched to us asked (see prev_action). */
 void weft__after_switch(weft__worker *w);
 /* Wakes one idle worker if no worker is spinning (Go's wakep). */
-void weft__sched_wake_slow(weft_runtime *rt);
-static inline void weft__sched_wake_one(weft_runtime *rt)
+static inline bool weft__sched_wake_needed(weft_runtime *rt)
 {
     /* seq_cst: orders the caller's push before these loads; pairs with the
-     * fence in park() (worker.c, "No lost wake-up").  Inline: every spawn
-     * comes here, and almost always returns at once. */
+     * fence in park() (worker.c, "No lost wake-up"). */
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&rt->nr_spinning, memory_order_relaxed) != 0 ||
-        atomic_load_explicit(&rt->nr_idle, memory_order_relaxed) == 0)
-        return;
-    weft__sched_wake_slow(rt);
+    return atomic_load_explicit(&rt->nr_spinning, memory_order_relaxed) == 0 &&
+           atomic_load_explicit(&rt->nr_idle, memory_order_relaxed) != 0;
+}
+void weft__sched_wake_slow(weft_runtime *rt);
+/* Inline: every spawn comes here, and almost always returns at once. */
+static inline void weft__sched_wake_one(weft_runtime *rt)
+{
+    if (weft__sched_wake_needed(rt)) weft__sched_wake_slow(rt);
 }
 /* Finishes a task that switched out for the last time (WEFT__SW_EXIT). */
 void weft__task_exited(weft__worker *w, weft_task *t);

@@ -289,11 +289,7 @@ int weft_yield(void)
         sched_yield();
         return 0;
     }
-    /* weft__cctx_cancelled with the runtime taken from w: one load fewer. */
-    if (atomic_load_explicit(&w->rt->cancelled, memory_order_acquire) ||
-        (atomic_load_explicit(&weft__cctx_inner(&self->cctx)->flags, memory_order_acquire) &
-         WEFT__N_EFF))
-        return ECANCELED;
+    if (weft__cctx_cancelled(&self->cctx)) return ECANCELED;
     weft__task_switch_out(w, self, WEFT__SW_YIELD);
     return 0;
 }

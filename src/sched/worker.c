@@ -331,12 +331,7 @@ void weft__sched_wake_slow(weft_runtime *rt)
         }
         atomic_fetch_sub_explicit(&rt->nr_spinning, 1, memory_order_seq_cst);
         atomic_thread_fence(memory_order_seq_cst);
-        if (!work_visible(rt)) return;
-        /* The checks of weft__sched_wake_one, again. */
-        atomic_thread_fence(memory_order_seq_cst);
-        if (atomic_load_explicit(&rt->nr_spinning, memory_order_relaxed) != 0 ||
-            atomic_load_explicit(&rt->nr_idle, memory_order_relaxed) == 0)
-            return;
+        if (!work_visible(rt) || !weft__sched_wake_needed(rt)) return;
     }
 }
 

@@ -40,9 +40,7 @@ static _Atomic uint8_t recvd[MAX_IDS];   /* times received */
 static _Atomic uint8_t dropped[MAX_IDS]; /* times dropped */
 static _Atomic uint32_t next_id;
 static _Atomic bool round_stop;
-static _Atomic(weft_token *) tok[NTOK];
-static weft_token **retired;
-static size_t n_retired, max_retired = 1u << 20;
+static stress_tokens toks;
 static _Atomic unsigned long long total_ok, total_fail[5], total_recv, total_drop, recv_cancel,
     early_close;
 
@@ -79,8 +77,7 @@ static void enter_scope(weft_scope *s, uint64_t *rng)
     else
         weft_scope_enter(s);
     if (how == 2)
-        STRESS_CHECK(weft_scope_bind(s, atomic_load_explicit(&tok[stress_rand(rng) % NTOK],
-                                                             memory_order_acquire)) == 0);
+        STRESS_CHECK(weft_scope_bind(s, stress_tokens_pick(&toks, rng)) == 0);
 }
 
 static int fail_index(int rc)
@@ -163,14 +160,10 @@ static void *th_cons(void *a) { consume(a); return NULL; }
 static void *canceller(void *arg)
 {
     uint64_t rng = (uint64_t)(uintptr_t)arg;
-    while (!atomic_load_explicit(&round_stop, memory_order_relaxed) && n_retired < max_retired) {
+    while (!atomic_load_explicit(&round_stop, memory_order_relaxed)) {
         struct timespec ts = {0, (long)(stress_rand(&rng) % 100000)};
         nanosleep(&ts, NULL);
-        weft_token *fresh;
-        STRESS_CHECK(weft_token_create(&fresh, NULL) == 0);
-        weft_token *old = atomic_exchange(&tok[stress_rand(&rng) % NTOK], fresh);
-        weft_token_cancel(old);
-        retired[n_retired++] = old;
+        if (!stress_tokens_rotate(&toks, &rng)) break;
     }
     return NULL;
 }
@@ -265,13 +258,7 @@ int main(int argc, char **argv)
            "(half tasks, half pthreads), %llu ms rounds\n",
            seed, seconds, workers, nprod, ncons, round_ms);
     fflush(stdout);
-    retired = calloc(max_retired, sizeof *retired);
-    STRESS_CHECK(retired);
-    for (int i = 0; i < NTOK; i++) {
-        weft_token *t;
-        STRESS_CHECK(weft_token_create(&t, NULL) == 0);
-        atomic_store(&tok[i], t);
-    }
+    stress_tokens_init(&toks, NTOK, 1u << 20);
     weft_options o;
     weft_options_init(&o);
     o.workers = (unsigned)workers;
@@ -287,9 +274,7 @@ int main(int argc, char **argv)
         rounds++;
     } while (weft__now() - t0 < seconds * 1000000000ull);
     STRESS_CHECK(weft_runtime_destroy(rt) == 0);
-    for (size_t i = 0; i < n_retired; i++) weft_token_unref(retired[i]);
-    for (int i = 0; i < NTOK; i++) weft_token_unref(atomic_load(&tok[i]));
-    free(retired);
+    stress_tokens_fini(&toks);
     printf("  sends ok %llu; failed: ECANCELED %llu, EAGAIN %llu, EPIPE %llu\n",
            (unsigned long long)total_ok, (unsigned long long)total_fail[0],
            (unsigned long long)total_fail[1], (unsigned long long)total_fail[2]);

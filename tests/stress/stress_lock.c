@@ -45,14 +45,11 @@ static long guarded;                       /* only ever touched holding lk */
 static _Atomic(void *) in_cs;              /* who is inside lk's critical section */
 static _Atomic long sem_holders, lim_holders;
 static _Atomic bool stop;
-static _Atomic(weft_token *) tok[NTOK];
-static weft_token **retired;
-static size_t n_retired;
+static stress_tokens toks;
 
 enum { LOCK, SEM, LIM, NPRIM };
 static const char *prim_name[NPRIM] = {"lock", "semaphore", "limiter"};
-static _Atomic unsigned long long ok[NPRIM], cancelled[NPRIM], by_deadline, by_token,
-    token_cancels;
+static _Atomic unsigned long long ok[NPRIM], cancelled[NPRIM], by_deadline, by_token;
 
 struct actor {
     uint64_t rng;
@@ -138,10 +135,7 @@ static void iteration(struct actor *a)
     else
         weft_scope_enter(&s);
     if (how == 1) {
-        /* acquire: the token's creation happens before we bind it. */
-        weft_token *t = atomic_load_explicit(&tok[stress_rand(&a->rng) % NTOK],
-                                             memory_order_acquire);
-        STRESS_CHECK(weft_scope_bind(&s, t) == 0);
+        STRESS_CHECK(weft_scope_bind(&s, stress_tokens_pick(&toks, &a->rng)) == 0);
     }
     int rc = prim == LOCK ? do_lock(a) : prim == SEM ? do_sem(a) : do_lim(a);
     if (rc == 0) {
@@ -173,17 +167,10 @@ static void *thread_actor(void *arg)
 static void *canceller(void *arg)
 {
     uint64_t rng = (uint64_t)(uintptr_t)arg;
-    while (!atomic_load_explicit(&stop, memory_order_relaxed) && n_retired < MAX_RETIRED) {
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
         struct timespec ts = {0, (long)(stress_rand(&rng) % 50000)};
         nanosleep(&ts, NULL);
-        unsigned i = (unsigned)(stress_rand(&rng) % NTOK);
-        weft_token *fresh;
-        STRESS_CHECK(weft_token_create(&fresh, NULL) == 0);
-        /* release: publishes the new token to binders. */
-        weft_token *old = atomic_exchange_explicit(&tok[i], fresh, memory_order_acq_rel);
-        weft_token_cancel(old);
-        retired[n_retired++] = old;
-        atomic_fetch_add(&token_cancels, 1);
+        if (!stress_tokens_rotate(&toks, &rng)) break;
     }
     return NULL;
 }
@@ -202,13 +189,7 @@ int main(int argc, char **argv)
     STRESS_CHECK(weft_lock_init(&lk) == 0);
     STRESS_CHECK(weft_sem_init(&sem, permits, permits) == 0);
     STRESS_CHECK(weft_limiter_init(&lim, permits) == 0);
-    retired = calloc(MAX_RETIRED, sizeof *retired);
-    STRESS_CHECK(retired);
-    for (int i = 0; i < NTOK; i++) {
-        weft_token *t;
-        STRESS_CHECK(weft_token_create(&t, NULL) == 0);
-        atomic_store(&tok[i], t);
-    }
+    stress_tokens_init(&toks, NTOK, MAX_RETIRED);
 
     weft_options o;
     weft_options_init(&o);
@@ -259,15 +240,14 @@ int main(int argc, char **argv)
     STRESS_CHECK(weft_lock_destroy(&lk) == 0 && weft_sem_destroy(&sem) == 0 &&
                  weft_limiter_destroy(&lim) == 0);
     STRESS_CHECK(weft_runtime_destroy(rt) == 0);
-    for (size_t i = 0; i < n_retired; i++) weft_token_unref(retired[i]);
-    for (int i = 0; i < NTOK; i++) weft_token_unref(atomic_load(&tok[i]));
+    size_t token_cancels = toks.n_retired;
+    stress_tokens_fini(&toks);
     printf("stress_lock: OK: %llu acquires (%llu cancelled by a token, %llu by a deadline), "
            "%llu token cancels, counter %ld, %.1f s\n",
            total, (unsigned long long)atomic_load(&by_token),
-           (unsigned long long)atomic_load(&by_deadline), (unsigned long long)atomic_load(&token_cancels),
+           (unsigned long long)atomic_load(&by_deadline), (unsigned long long)token_cancels,
            guarded, (double)(weft__now() - t0) / 1e9);
     free(actors);
     free(tasks);
-    free(retired);
     return 0;
 }

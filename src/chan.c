@@ -2,7 +2,7 @@
  * The memory channel: the cells-and-counters algorithm of Koval, Alistarh
  * and Elizarov, "Fast and Scalable Channels in Kotlin Coroutines" (PPoPP
  * 2023), with weft's waiter protocol (wait.h) as the one decision between
- * hand-off and cancel, and liburcu (bulletproof flavour) reclaiming segments.
+ * hand-off and cancel, and liburcu's QSBR flavour (rcu.c) reclaiming segments.
  *
  * Cells.  The channel is an infinite array of cells, allocated in segments
  * of SEG_CELLS, reached through three counters: S (senders), R (receivers)
@@ -65,8 +65,10 @@
  * canceller's unlink, a closer, or the owner itself) counts it down then;
  * the owner's own accesses after the install are inside its read section,
  * so the grace period covers them even if that comes first.
- * All cell accesses by visitors happen inside an RCU read-side section
- * (never across a park).  A canceller touches a cell only while its waiter
+ * All cell accesses by visitors happen inside an RCU read section (rcu.h:
+ * free on a worker, online/offline on a plain pthread), which never
+ * contains a park or a user callback (on_drop runs after its item is copied
+ * out and the section ended).  A canceller touches a cell only while its waiter
  * is still in it or CLAIMING (not final), so `pending` cannot reach 0 before
  * its last access.  When the head segment's pending is 0 nobody will visit
  * it again: the three segment hints are moved past it and it is freed after
@@ -83,28 +85,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <urcu/urcu-bp.h>
 
+#include "rcu.h"
 #include "runtime.h"
 #include "weft/chan.h"
-
-/* ThreadSanitizer cannot see an RCU grace period: tell it that every
- * read-side section happens before the frees that follow (which is what a
- * grace period guarantees). */
-#if defined(__SANITIZE_THREAD__)
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-static char tsan_grace;
-#define READ_UNLOCK()                                                                          \
-    do {                                                                                       \
-        __tsan_release(&tsan_grace);                                                           \
-        urcu_bp_read_unlock();                                                                 \
-    } while (0)
-#define GRACE_PASSED() __tsan_acquire(&tsan_grace)
-#else
-#define READ_UNLOCK() urcu_bp_read_unlock()
-#define GRACE_PASSED() ((void)0)
-#endif
 
 #define SEG_CELLS 32
 #define TX_CLOSED (1ull << 62)
@@ -191,6 +175,14 @@ typedef struct cwait {
     struct cwait *hnext, *hprev;
 } cwait;
 
+/* One send or receive call: what its visits need to know. */
+typedef struct op {
+    handle *h;
+    bool wait;   /* send/recv, not try_ */
+    bool plain;  /* its read section is a plain thread's (rcu.h) */
+    bool parked; /* it blocked: the read section has ended */
+} op;
+
 /* --- segments ------------------------------------------------------------ */
 
 static _Atomic uintptr_t *cell_at(chan *ch, seg *sg, uint64_t i)
@@ -203,10 +195,25 @@ static void *item_at(chan *ch, _Atomic uintptr_t *c)
     return (unsigned char *)c + sizeof(uintptr_t);
 }
 
+/* Segments allocated and not yet freed, all channels (tests watch it). */
+static _Atomic size_t segs_live;
+
+size_t weft__chan_segments_live(void)
+{
+    return atomic_load_explicit(&segs_live, memory_order_relaxed);
+}
+
+static void seg_free(seg *sg)
+{
+    atomic_fetch_sub_explicit(&segs_live, 1, memory_order_relaxed);
+    free(sg);
+}
+
 static seg *seg_new(chan *ch, uint64_t id)
 {
     seg *sg = NULL;
     if (posix_memalign((void **)&sg, 64, sizeof *sg + SEG_CELLS * ch->stride)) return NULL;
+    atomic_fetch_add_explicit(&segs_live, 1, memory_order_relaxed);
     memset(sg, 0, sizeof *sg + SEG_CELLS * ch->stride);
     sg->id = id;
     int64_t p = 2 * SEG_CELLS;
@@ -253,7 +260,7 @@ static seg *seg_find(chan *ch, _Atomic(seg *) *hint, seg *from, uint64_t i)
                                                         memory_order_acquire))
                 n = fresh;
             else
-                free(fresh);
+                seg_free(fresh);
         }
         sg = n;
     }
@@ -263,8 +270,8 @@ static seg *seg_find(chan *ch, _Atomic(seg *) *hint, seg *from, uint64_t i)
 
 static void seg_free_cb(struct rcu_head *h)
 {
-    GRACE_PASSED();
-    free(caa_container_of(h, seg, rcu));
+    weft__rcu_grace_passed();
+    seg_free(caa_container_of(h, seg, rcu));
 }
 
 /* Frees head segments nobody will visit again.  Inside a read section. */
@@ -280,7 +287,7 @@ static void reclaim(chan *ch)
         hint_advance(&ch->bseg, n);
         if (atomic_compare_exchange_strong_explicit(&ch->head, &h, n, memory_order_acq_rel,
                                                     memory_order_acquire))
-            urcu_bp_call_rcu(&h->rcu, seg_free_cb);
+            weft__rcu_retire(&h->rcu, seg_free_cb);
     }
 }
 
@@ -505,9 +512,10 @@ enum { R_OK = 0, R_RETRY = -1, R_AGAIN_CELL = -2 };
  * the install, or the code to finish the cell with when the caller cannot
  * block (cancelled, handle closed) in *refuse.
  */
-static int block_in_cell(chan *ch, handle *h, seg *sg, _Atomic uintptr_t *c, uintptr_t st,
+static int block_in_cell(chan *ch, op *o, seg *sg, _Atomic uintptr_t *c, uintptr_t st,
                          uintptr_t tag, void *slot, int *refuse)
 {
+    handle *h = o->h;
     cwait cw;
     cw.ch = ch;
     cw.sg = sg;
@@ -540,7 +548,8 @@ static int block_in_cell(chan *ch, handle *h, seg *sg, _Atomic uintptr_t *c, uin
     /* No seg_done for our visit: its count passes to the waiter's
      * finalisation (see Memory above), which saves two locked operations
      * per blocking call. */
-    READ_UNLOCK();
+    weft__rcu_read_end(o->plain);
+    o->parked = true;
     int rc = weft__waiter_park(&cw.w, 0);
     handle_unregister(h, &cw);
     return rc;
@@ -550,12 +559,11 @@ static int block_in_cell(chan *ch, handle *h, seg *sg, _Atomic uintptr_t *c, uin
 
 /* One sender visit of cell s.  Returns 0, a positive code, R_RETRY (take a
  * new cell) or, having parked, the wait's result (with *parked set). */
-static int send_visit(chan *ch, handle *h, uint64_t s_raw, seg *sg, const void *item, bool wait,
-                      bool *parked)
+static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item)
 {
     uint64_t s = CNT(s_raw);
     _Atomic uintptr_t *c = cell_at(ch, sg, s);
-    int refuse = wait ? 0 : EAGAIN;
+    int refuse = o->wait ? 0 : EAGAIN;
     for (;;) {
         uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
         if (st == C_EMPTY || st == C_IN_BUFFER) {
@@ -583,9 +591,8 @@ static int send_visit(chan *ch, handle *h, uint64_t s_raw, seg *sg, const void *
                 }
                 continue;
             }
-            int rc = block_in_cell(ch, h, sg, c, st, TAG_SEND, (void *)item, &refuse);
+            int rc = block_in_cell(ch, o, sg, c, st, TAG_SEND, (void *)item, &refuse);
             if (rc == R_AGAIN_CELL) continue;
-            *parked = true;
             return rc;
         }
         if (IS_WAITER(st)) { /* a blocked receiver */
@@ -628,7 +635,7 @@ static int do_send(weft_tx *tx, const void *item, bool wait)
     chan *ch = h->ch;
     if (atomic_load_explicit(&h->closed, memory_order_acquire)) return EBADF;
     if (wait && weft__cctx_cancelled(weft__cctx_self())) return ECANCELED;
-    urcu_bp_read_lock();
+    op o = {.h = h, .wait = wait, .plain = weft__rcu_read_begin()};
     int rc;
     for (;;) {
         if (atomic_load_explicit(&ch->R, memory_order_seq_cst) & RX_CLOSED) {
@@ -647,12 +654,11 @@ static int do_send(weft_tx *tx, const void *item, bool wait)
         uint64_t s_raw = atomic_fetch_add_explicit(&ch->S, 1, memory_order_seq_cst);
         seg *sg = seg_find(ch, &ch->sseg, from, CNT(s_raw));
         if (CNT(s_raw) % SEG_CELLS == 0) reclaim(ch);
-        bool parked = false;
-        rc = send_visit(ch, h, s_raw, sg, item, wait, &parked);
-        if (parked) return rc;
+        rc = send_visit(ch, &o, s_raw, sg, item);
+        if (o.parked) return rc;
         if (rc != R_RETRY) break;
     }
-    READ_UNLOCK();
+    weft__rcu_read_end(o.plain);
     return rc;
 }
 
@@ -668,11 +674,10 @@ int weft_chan_try_send(weft_tx *tx, const void *item)
 
 /* --- receive ----------------------------------------------------------------- */
 
-static int recv_visit(chan *ch, handle *h, uint64_t r, seg *sg, void *out, bool wait,
-                      bool *parked)
+static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
 {
     _Atomic uintptr_t *c = cell_at(ch, sg, r);
-    int refuse = wait ? 0 : EAGAIN;
+    int refuse = o->wait ? 0 : EAGAIN;
     for (;;) {
         uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
         if (st == C_EMPTY || st == C_IN_BUFFER) {
@@ -699,9 +704,8 @@ static int recv_visit(chan *ch, handle *h, uint64_t r, seg *sg, void *out, bool 
                 }
                 continue;
             }
-            int rc = block_in_cell(ch, h, sg, c, st, 0, out, &refuse);
+            int rc = block_in_cell(ch, o, sg, c, st, 0, out, &refuse);
             if (rc == R_AGAIN_CELL) continue;
-            *parked = true;
             return rc;
         }
         if (st == C_BUFFERED) {
@@ -758,7 +762,7 @@ static int do_recv(weft_rx *rx, void *out, bool wait)
     chan *ch = h->ch;
     if (atomic_load_explicit(&h->closed, memory_order_acquire)) return EBADF;
     if (wait && weft__cctx_cancelled(weft__cctx_self())) return ECANCELED;
-    urcu_bp_read_lock();
+    op o = {.h = h, .wait = wait, .plain = weft__rcu_read_begin()};
     int rc;
     for (;;) {
         if (!wait) { /* nothing sent for us yet (or a receiver is ahead): no cell */
@@ -772,12 +776,11 @@ static int do_recv(weft_rx *rx, void *out, bool wait)
         uint64_t r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
         seg *sg = seg_find(ch, &ch->rseg, from, r);
         if (r % SEG_CELLS == 0) reclaim(ch);
-        bool parked = false;
-        rc = recv_visit(ch, h, r, sg, out, wait, &parked);
-        if (parked) return rc;
+        rc = recv_visit(ch, &o, r, sg, out);
+        if (o.parked) return rc;
         if (rc != R_RETRY) break;
     }
-    READ_UNLOCK();
+    weft__rcu_read_end(o.plain);
     return rc;
 }
 
@@ -875,7 +878,7 @@ static bool handle_close(handle *h)
 /* The last send handle closed: receivers in cells [S, R) get ENODATA. */
 static void tx_side_closed(chan *ch)
 {
-    urcu_bp_read_lock();
+    bool plain = weft__rcu_read_begin();
     seg *sg = atomic_load_explicit(&ch->sseg, memory_order_acquire);
     uint64_t s = CNT(atomic_fetch_add_explicit(&ch->S, TX_CLOSED, memory_order_seq_cst));
     uint64_t r = CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst));
@@ -898,20 +901,25 @@ static void tx_side_closed(chan *ch)
             break;
         }
     }
-    READ_UNLOCK();
+    weft__rcu_read_end(plain);
 }
 
-static void drop_item(chan *ch, void *item)
-{
-    if (ch->opt.on_drop) ch->opt.on_drop(item, ch->opt.on_drop_ctx);
-}
-
-/* The last receive handle closed: drain as a receiver up to S. */
+/* The last receive handle closed: drain as a receiver up to S.  on_drop is
+ * called outside the read section (it may block, send elsewhere, or yield):
+ * each dropped item is first copied out and its cell finished. */
 static void rx_side_closed(chan *ch)
 {
-    urcu_bp_read_lock();
+    _Alignas(16) unsigned char small[256];
+    unsigned char *drop = NULL; /* where a dropped item waits for on_drop */
+    if (ch->opt.on_drop) {
+        drop = ch->isz <= sizeof small ? small : malloc(ch->isz);
+        /* Out of memory: drop in place, inside the section (then on_drop
+         * must not block; it is told nothing else, but loses nothing). */
+    }
+    bool plain = weft__rcu_read_begin();
     atomic_fetch_add_explicit(&ch->R, RX_CLOSED, memory_order_seq_cst);
     for (;;) {
+        bool dropped = false;
         seg *from = atomic_load_explicit(&ch->rseg, memory_order_acquire);
         uint64_t r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
         uint64_t s = CNT(atomic_load_explicit(&ch->S, memory_order_seq_cst));
@@ -936,7 +944,12 @@ static void rx_side_closed(chan *ch)
                                                              memory_order_relaxed))
                     continue;
                 atomic_fetch_sub_explicit(&ch->used, 1, memory_order_relaxed);
-                drop_item(ch, item_at(ch, c));
+                if (drop) {
+                    memcpy(drop, item_at(ch, c), ch->isz);
+                    dropped = true;
+                } else if (ch->opt.on_drop) {
+                    ch->opt.on_drop(item_at(ch, c), ch->opt.on_drop_ctx);
+                }
                 atomic_store_explicit(c, C_DONE, memory_order_release);
                 break;
             }
@@ -944,9 +957,15 @@ static void rx_side_closed(chan *ch)
             break;
         }
         seg_done(sg, 1);
+        if (dropped) {
+            weft__rcu_read_end(plain);
+            ch->opt.on_drop(drop, ch->opt.on_drop_ctx);
+            plain = weft__rcu_read_begin_fresh();
+        }
         if (r >= s) break;
     }
-    READ_UNLOCK();
+    weft__rcu_read_end(plain);
+    if (drop != small) free(drop);
 }
 
 void weft_chan_tx_close(weft_tx *tx)
@@ -969,7 +988,7 @@ static void chan_release(chan *ch)
     seg *sg = atomic_load(&ch->head);
     while (sg) {
         seg *n = atomic_load(&sg->next);
-        free(sg);
+        seg_free(sg);
         sg = n;
     }
     WEFT_CHECK(pthread_mutex_destroy(&ch->hl_lock));

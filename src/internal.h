@@ -85,6 +85,10 @@ bool weft__futex_wait(_Atomic uint32_t *word, uint32_t expect, uint64_t deadline
 /* Wakes up to n threads waiting on word.  Safe on stale addresses. */
 void weft__futex_wake(_Atomic uint32_t *word, int n);
 
+/* Channel segments allocated and not yet freed, over all channels: the
+ * tests watch retired segments being reclaimed (chan.c). */
+size_t weft__chan_segments_live(void);
+
 /* xorshift64*: per-worker randomness for victim choice. */
 static inline uint64_t weft__rand(uint64_t *s)
 {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 static const unsigned chan_workers[] = {1, 2, 4};
 
@@ -569,6 +570,83 @@ static int drop_at_free(void *arg)
     return 0;
 }
 BOTH(on_drop_runs_once_per_unreceived_item, drop_at_free, 10)
+
+/* on_drop may block (here: it forwards each dropped item through a
+ * rendezvous channel to a partner), because it runs outside the channel's
+ * read section; a task blocked in it may resume on another worker. */
+struct fwd {
+    weft_tx *tx;
+    weft_rx *rx;
+    int got[8];
+    int n;
+};
+static void forward_drop(void *item, void *ctx)
+{
+    struct fwd *f = ctx;
+    cr_assert_eq(weft_chan_send(f->tx, item), 0);
+}
+static int forward_receiver(void *arg)
+{
+    struct fwd *f = arg;
+    int x;
+    while (weft_chan_recv(f->rx, &x) == 0) f->got[f->n++] = x;
+    return 0;
+}
+static int blocking_on_drop(void *arg)
+{
+    (void)arg;
+    struct fwd f = {0};
+    cr_assert_eq(weft_chan_open(&f.tx, &f.rx, 0, sizeof(int), NULL), 0);
+    weft_chan_options o = {forward_drop, &f};
+    weft_tx *tx;
+    weft_rx *rx;
+    cr_assert_eq(weft_chan_open(&tx, &rx, 4, sizeof(int), &o), 0);
+    for (int i = 1; i <= 4; i++) cr_assert_eq(weft_chan_send(tx, &i), 0);
+    struct partner p;
+    partner_start(&p, forward_receiver, &f);
+    weft_chan_rx_free(rx); /* each on_drop waits for the partner */
+    weft_chan_tx_free(f.tx);
+    cr_assert_eq(partner_join(&p), 0);
+    cr_assert_eq(f.n, 4, "every dropped item was forwarded once");
+    for (int i = 0; i < 4; i++) cr_assert_eq(f.got[i], i + 1);
+    weft_chan_tx_free(tx);
+    weft_chan_rx_free(f.rx);
+    return 0;
+}
+BOTH(on_drop_may_block, blocking_on_drop, 10)
+
+/* ---- memory: retired segments are freed after a grace period ------------------ */
+
+#define STREAM_ITEMS 100000
+static int stream_sender(void *arg)
+{
+    weft_tx *tx = arg;
+    for (int i = 0; i < STREAM_ITEMS; i++) cr_assert_eq(weft_chan_send(tx, &i), 0);
+    return 0;
+}
+static int segments_reclaimed(void *arg)
+{
+    (void)arg;
+    size_t before = weft__chan_segments_live();
+    weft_tx *tx;
+    weft_rx *rx;
+    cr_assert_eq(weft_chan_open(&tx, &rx, WEFT_UNBOUNDED, sizeof(int), NULL), 0);
+    struct partner p;
+    partner_start(&p, stream_sender, tx);
+    for (int i = 0; i < STREAM_ITEMS; i++) {
+        int x;
+        cr_assert_eq(weft_chan_recv(rx, &x), 0);
+        cr_assert_eq(x, i);
+    }
+    cr_assert_eq(partner_join(&p), 0);
+    /* Thousands of segments went by; only the last few may stay while the
+     * channel is open.  A grace period that never ends times the test out. */
+    while (weft__chan_segments_live() > before + 4) nap();
+    weft_chan_tx_free(tx);
+    weft_chan_rx_free(rx);
+    return 0;
+}
+BOTH(retired_segments_are_freed, segments_reclaimed, 30)
 
 /* ---- many producers and consumers: exactly once ------------------------------ */
 

@@ -25,6 +25,14 @@
  * handle stays valid until freed; the channel is freed with its last handle.
  * A handle may be shared by several tasks and threads, but must not be freed
  * while another call uses it.
+ *
+ * Memory.  Retired parts of a channel are freed after an RCU grace period
+ * (liburcu's QSBR flavour).  A plain pthread is registered with liburcu-qsbr
+ * on its first channel call (unregistered when it exits) and is online only
+ * during each call.  A thread that registers itself with liburcu-qsbr must
+ * do so before its first channel call and be online during every channel
+ * call (weft then leaves its registration alone).  A task that runs for a
+ * long time without a checkpoint or switch delays those frees (never a call).
  */
 #ifndef WEFT_CHAN_H
 #define WEFT_CHAN_H

@@ -73,6 +73,11 @@
  * decisions, and parks no longer than its earliest deadline.  A worker busy in
  * one long-running task delays its own timers (scheduling is cooperative).
  *
+ * Grace periods (rcu.c).  A worker is registered with liburcu-qsbr and
+ * online while it runs; no read section spans a switch, so it reports a
+ * quiescent state every FAIR_TICK decisions and each time its scheduler
+ * context gets control, and is offline while it sleeps on its futex.
+ *
  * Rejected: a scheduler context switch on every hand-off (doubles the switch
  * cost); stealing the next slot (makes the owner's fast path an atomic
  * exchange; Go does steal it after a delay, which we may add); one global
@@ -82,6 +87,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "../rcu.h"
 #include "../runtime.h"
 
 #ifdef WEFT_ASAN
@@ -261,8 +267,13 @@ void weft__after_switch(weft__worker *w)
     default:
         WEFT_DIE("bad switch action %d", w->prev_action);
     }
-    /* The fairness tick's timer check (see local_next for why it is here). */
-    if (WEFT_UNLIKELY(w->tick % FAIR_TICK == 0)) weft__timers_run(w, weft__now());
+    /* The fairness tick's timer check (see local_next for why it is here),
+     * and a quiescent state for the channels' segment reclamation (rcu.c):
+     * between two tasks no read section is open. */
+    if (WEFT_UNLIKELY(w->tick % FAIR_TICK == 0)) {
+        weft__timers_run(w, weft__now());
+        weft__rcu_quiescent();
+    }
 }
 
 /* --- making tasks runnable, waking workers ------------------------------ */
@@ -445,10 +456,12 @@ static void park(weft__worker *w)
         uint64_t next = atomic_load_explicit(&w->timers.next, memory_order_relaxed);
         uint64_t deadline = next == UINT64_MAX ? 0 : next;
         if (deadline == 0 || deadline > weft__now()) {
+            weft__rcu_offline(); /* grace periods need not wait for a sleeper */
             /* acquire: pairs with the release in unpark(). */
             while (atomic_load_explicit(&w->park_word, memory_order_acquire) == 0) {
                 if (!weft__futex_wait(&w->park_word, 0, deadline)) break;
             }
+            weft__rcu_online();
         }
     }
     if (!idle_remove(w)) {
@@ -496,13 +509,17 @@ static weft_task *find_work(weft__worker *w)
 
 void weft__worker_loop(weft__worker *w)
 {
+    weft__rcu_worker_start();
     tls_worker = w;
     for (;;) {
         weft__after_switch(w);
+        /* In the scheduler context no read section is open (rcu.c). */
+        weft__rcu_quiescent();
         weft_task *t = find_work(w);
         if (!t) break;
         w->current = t;
         weft__switch(w, &w->sched_ctx, t, false);
     }
     tls_worker = NULL;
+    weft__rcu_worker_stop();
 }

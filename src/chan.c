@@ -58,22 +58,32 @@
  * on_drop, blocked senders get EPIPE with their items, late senders are
  * poisoned and see the flag.
  *
- * Memory.  Every cell expects exactly one sender visit, one receiver visit,
- * and (bounded) one expand-buffer visit for each b >= N.  A segment's
- * `pending` counts them down.  A visitor that installs its waiter hands its
- * visit's count to the waiter: whoever finalises the waiter (a claimer, a
- * canceller's unlink, a closer, or the owner itself) counts it down then;
- * the owner's own accesses after the install are inside its read section,
- * so the grace period covers them even if that comes first.
- * All cell accesses by visitors happen inside an RCU read section (rcu.h:
- * free on a worker, online/offline on a plain pthread), which never
- * contains a park or a user callback (on_drop runs after its item is copied
- * out and the section ended).  A canceller touches a cell only while its waiter
- * is still in it or CLAIMING (not final), so `pending` cannot reach 0 before
- * its last access.  When the head segment's pending is 0 nobody will visit
- * it again: the three segment hints are moved past it and it is freed after
- * a grace period (call_rcu).  Segments past a close are freed with the
+ * Memory.  A segment (32 cells, or 256 for a channel that may hold many
+ * items) is retired once S, R and (bounded) B have all passed its last
+ * cell: nobody can take one of its cells any more.  Those who took one are
+ * visitors, inside an RCU read section (rcu.h: free on a worker, online and
+ * offline on a plain pthread), which never contains a park or a user
+ * callback (on_drop runs after its item is copied out and the section
+ * ended).  So one grace period after the retirement every visitor is gone,
+ * and what can still touch the segment is a waiter left installed in one of
+ * its cells, finalised later by a canceller's unlink.  Hence each segment
+ * counts its installed waiters (`waiters`: +1 at the install, inside the
+ * installer's section; -1 at the finalisation, the finaliser's last access).
+ * The grace-period callback adds SEG_RETIRED and frees the segment if no
+ * waiter is left; otherwise the finaliser that takes the count to
+ * SEG_RETIRED frees it.  The fast paths (buffered send and receive) touch
+ * no counter for this at all.  Segments past a close are freed with the
  * channel.
+ *
+ * Stats.  Buffered items are counted without a shared counter on the fast
+ * paths: each side counts only its visits that moved no item through the
+ * buffer (tx_nb, rx_nb: hand-offs, blocking, failures, poisoned cells; a
+ * blocked sender whose item the buffer end moves into the buffer counts
+ * itself back out), so used = (S - tx_nb) - (R - rx_nb), exact when no call
+ * is in flight.  A rendezvous channel counts nothing.  The peak is raised
+ * when an item enters the buffer at cell i and i + 1 - R, an upper bound of
+ * what is buffered, exceeds it (peak_note).  Under racing calls both may be
+ * off by the calls in flight, never beyond the capacity.
  *
  * Memory order.  S, R and B are read and updated seq_cst (the sender's
  * FAA(S) then load(R) against the receiver's FAA(R) then load(S) is a Dekker
@@ -90,7 +100,6 @@
 #include "runtime.h"
 #include "weft/chan.h"
 
-#define SEG_CELLS 32
 #define TX_CLOSED (1ull << 62)
 #define RX_CLOSED (1ull << 62)
 #define CNT(x) ((x) & (TX_CLOSED - 1))
@@ -113,13 +122,14 @@ enum {
 #define IS_WAITER(v) ((v) > C_LAST)
 #define W_OF(v) ((weft__waiter *)((v) & ~(uintptr_t)7))
 
-/* pending, decremented by every visit, has a cache line of its own so those
- * decrements do not steal the line of the first cells from their visitors. */
+/* waiters (see Memory) changes only when a caller blocks or its waiter is
+ * finalised: a line of its own, off the first cells' line. */
+#define SEG_RETIRED ((int64_t)1 << 40)
 typedef struct seg {
     uint64_t id;
     _Atomic(struct seg *) next;
     struct rcu_head rcu;
-    _Alignas(64) _Atomic int64_t pending;
+    _Alignas(64) _Atomic int64_t waiters;
     _Alignas(64) unsigned char cells[];
 } seg;
 
@@ -128,18 +138,23 @@ typedef struct handle handle;
 typedef struct chan {
     /* Read by every operation, written only at open. */
     size_t cap, isz, stride;
+    unsigned seg_shift; /* a segment has 1 << seg_shift cells */
     bool bounded, unbounded;
     weft_chan_options opt;
+    /* Each counter shares its line with the count of its side's visits that
+     * did not move an item through the buffer (stats, see Stats). */
     _Alignas(64) _Atomic uint64_t S;
+    _Atomic uint64_t tx_nb;
     _Alignas(64) _Atomic uint64_t R;
+    _Atomic uint64_t rx_nb;
     _Alignas(64) _Atomic uint64_t B;
     /* Advanced once a segment, read by every operation. */
     _Alignas(64) _Atomic(seg *) sseg;
     _Atomic(seg *) rseg;
     _Atomic(seg *) bseg;
     _Atomic(seg *) head;
-    /* Written by many operations: a line of their own. */
-    _Alignas(64) _Atomic size_t used, peak;
+    /* Read by each buffered send, written when the peak grows. */
+    _Alignas(64) _Atomic size_t peak;
     _Alignas(64) _Atomic size_t tx_open, rx_open, handles;
     /* Every live handle, for stats: each counts its own blocked callers
      * under its own lock (which blocking takes anyway), so blocking pays no
@@ -178,16 +193,21 @@ typedef struct cwait {
 /* One send or receive call: what its visits need to know. */
 typedef struct op {
     handle *h;
-    bool wait;   /* send/recv, not try_ */
-    bool plain;  /* its read section is a plain thread's (rcu.h) */
-    bool parked; /* it blocked: the read section has ended */
+    bool wait;     /* send/recv, not try_ */
+    bool plain;    /* its read section is a plain thread's (rcu.h) */
+    bool parked;   /* it blocked: the read section has ended */
+    bool buffered; /* this visit put an item into / took one from the buffer */
 } op;
 
 /* --- segments ------------------------------------------------------------ */
 
+static uint64_t seg_cells(const chan *ch)
+{
+    return (uint64_t)1 << ch->seg_shift;
+}
 static _Atomic uintptr_t *cell_at(chan *ch, seg *sg, uint64_t i)
 {
-    return (_Atomic uintptr_t *)(void *)(sg->cells + (i % SEG_CELLS) * ch->stride);
+    return (_Atomic uintptr_t *)(void *)(sg->cells + (i & (seg_cells(ch) - 1)) * ch->stride);
 }
 static void *item_at(chan *ch, _Atomic uintptr_t *c)
 {
@@ -212,26 +232,30 @@ static void seg_free(seg *sg)
 static seg *seg_new(chan *ch, uint64_t id)
 {
     seg *sg = NULL;
-    if (posix_memalign((void **)&sg, 64, sizeof *sg + SEG_CELLS * ch->stride)) return NULL;
+    size_t bytes = sizeof *sg + seg_cells(ch) * ch->stride;
+    if (posix_memalign((void **)&sg, 64, bytes)) return NULL;
     atomic_fetch_add_explicit(&segs_live, 1, memory_order_relaxed);
-    memset(sg, 0, sizeof *sg + SEG_CELLS * ch->stride);
+    memset(sg, 0, bytes);
     sg->id = id;
-    int64_t p = 2 * SEG_CELLS;
-    if (ch->bounded) { /* expand-buffer visits: one per b >= cap */
-        uint64_t lo = id * SEG_CELLS, n = 0;
-        for (uint64_t b = lo; b < lo + SEG_CELLS; b++) n += b >= ch->cap;
-        p += (int64_t)n;
-    }
-    atomic_init(&sg->pending, p);
+    atomic_init(&sg->waiters, 0);
     atomic_init(&sg->next, NULL);
     return sg;
 }
 
-static void seg_done(seg *sg, int64_t n)
+/* A waiter was installed in a cell of sg (by its owner, inside its read
+ * section). */
+static void waiter_add(seg *sg)
 {
-    /* release: our accesses to the segment happen before its reclamation
-     * (the reclaimer's acquire load of pending). */
-    atomic_fetch_sub_explicit(&sg->pending, n, memory_order_release);
+    atomic_fetch_add_explicit(&sg->waiters, 1, memory_order_relaxed);
+}
+
+/* A waiter's cell in sg was finalised: that was the finaliser's last access
+ * to sg.  The last one after the segment's retirement frees it. */
+static void waiter_done(seg *sg)
+{
+    /* acq_rel: every finaliser's accesses happen before the free. */
+    if (atomic_fetch_sub_explicit(&sg->waiters, 1, memory_order_acq_rel) == SEG_RETIRED + 1)
+        seg_free(sg);
 }
 
 static void hint_advance(_Atomic(seg *) *hint, seg *to)
@@ -247,7 +271,7 @@ static void hint_advance(_Atomic(seg *) *hint, seg *to)
  * the caller read from `hint` before taking i.  Inside a read section. */
 static seg *seg_find(chan *ch, _Atomic(seg *) *hint, seg *from, uint64_t i)
 {
-    uint64_t id = i / SEG_CELLS;
+    uint64_t id = i >> ch->seg_shift;
     seg *sg = from;
     WEFT_ASSERT(sg->id <= id);
     while (sg->id < id) {
@@ -268,26 +292,36 @@ static seg *seg_find(chan *ch, _Atomic(seg *) *hint, seg *from, uint64_t i)
     return sg;
 }
 
-static void seg_free_cb(struct rcu_head *h)
+/* A grace period after its unlink: every visitor of the segment has left
+ * its read section, so every waiter that will ever be installed in it has
+ * been counted.  Free it now, or leave that to its last waiter. */
+static void seg_retired(struct rcu_head *h)
 {
     weft__rcu_grace_passed();
-    seg_free(caa_container_of(h, seg, rcu));
+    seg *sg = caa_container_of(h, seg, rcu);
+    if (atomic_fetch_add_explicit(&sg->waiters, SEG_RETIRED, memory_order_acq_rel) == 0)
+        seg_free(sg);
 }
 
-/* Frees head segments nobody will visit again.  Inside a read section. */
+/* Retires head segments whose every cell has been taken by all of S, R and
+ * (bounded) B: nobody can take one of its cells again.  Inside a read
+ * section. */
 static void reclaim(chan *ch)
 {
     for (;;) {
         seg *h = atomic_load_explicit(&ch->head, memory_order_acquire);
         seg *n = atomic_load_explicit(&h->next, memory_order_acquire);
-        /* acquire: pairs with seg_done's release. */
-        if (!n || atomic_load_explicit(&h->pending, memory_order_acquire) != 0) return;
+        uint64_t end = (h->id + 1) << ch->seg_shift;
+        if (!n || CNT(atomic_load_explicit(&ch->S, memory_order_seq_cst)) < end ||
+            CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst)) < end ||
+            (ch->bounded && atomic_load_explicit(&ch->B, memory_order_seq_cst) < end))
+            return;
         hint_advance(&ch->sseg, n);
         hint_advance(&ch->rseg, n);
         hint_advance(&ch->bseg, n);
         if (atomic_compare_exchange_strong_explicit(&ch->head, &h, n, memory_order_acq_rel,
                                                     memory_order_acquire))
-            weft__rcu_retire(&h->rcu, seg_free_cb);
+            weft__rcu_retire(&h->rcu, seg_retired);
     }
 }
 
@@ -338,7 +372,7 @@ static bool close_waiter(seg *sg, _Atomic uintptr_t *c, uintptr_t st, int code, 
     weft__waiter *w = W_OF(st);
     if (abort_held(w, code)) {
         atomic_store_explicit(c, fin, memory_order_release);
-        seg_done(sg, 1);
+        waiter_done(sg);
         weft__waiter_wake(w);
     } else {
         atomic_store_explicit(c, st, memory_order_release);
@@ -360,7 +394,7 @@ static void cell_unlink(weft__waiter *w)
                                                  : C_INT_RCV;
             if (atomic_compare_exchange_strong_explicit(cw->cell, &st, fin, memory_order_acq_rel,
                                                         memory_order_relaxed)) {
-                seg_done(cw->sg, 1);
+                waiter_done(cw->sg);
                 return;
             }
             continue;
@@ -424,16 +458,48 @@ static void handle_unregister(handle *h, cwait *cw)
     weft__spin_unlock(&h->lock);
 }
 
-/* --- expand buffer --------------------------------------------------------- */
+/* --- stats counters (see Stats) ------------------------------------------- */
 
-static void used_inc(chan *ch)
+/* One more visit of a side that moved no item through the buffer (n = -1: a
+ * blocked sender's item was moved into the buffer after all).  A rendezvous
+ * channel never buffers and counts nothing. */
+static void nb_add(chan *ch, _Atomic uint64_t *nb, int n)
 {
-    size_t u = atomic_fetch_add_explicit(&ch->used, 1, memory_order_relaxed) + 1;
+    if (ch->cap) atomic_fetch_add_explicit(nb, (uint64_t)(int64_t)n, memory_order_relaxed);
+}
+
+/* Items buffered: buffered sends minus buffered takes.  Calls in flight
+ * count as buffered sends and takes from their fetch-and-add until they
+ * count themselves out, so a racing reading may be off by their number;
+ * never beyond the capacity. */
+static size_t used_now(chan *ch)
+{
+    if (!ch->cap) return 0;
+    uint64_t taken = CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst)) -
+                     atomic_load_explicit(&ch->rx_nb, memory_order_relaxed);
+    uint64_t put = CNT(atomic_load_explicit(&ch->S, memory_order_seq_cst)) -
+                   atomic_load_explicit(&ch->tx_nb, memory_order_relaxed);
+    size_t u = put > taken ? (size_t)(put - taken) : 0;
+    return ch->bounded && u > ch->cap ? ch->cap : u;
+}
+
+/* An item entered the buffer at cell i; r_raw is R as its visitor read it
+ * (no later than the item's entry).  Every buffered item then lies in cells
+ * [R, i] (exactly so when no call races), so i + 1 - R bounds the count and
+ * rules out a new peak without counting, as soon as the peak is reached. */
+static void peak_note(chan *ch, uint64_t i, uint64_t r_raw)
+{
+    uint64_t r = CNT(r_raw);
+    size_t bound = i >= r ? (size_t)(i + 1 - r) : 1;
     size_t p = atomic_load_explicit(&ch->peak, memory_order_relaxed);
+    if (WEFT_LIKELY(bound <= p)) return;
+    size_t u = used_now(ch);
     while (u > p && !atomic_compare_exchange_weak_explicit(&ch->peak, &p, u, memory_order_relaxed,
                                                            memory_order_relaxed)) {
     }
 }
+
+/* --- expand buffer --------------------------------------------------------- */
 
 /* Cell b joins the buffer.  Returns false when it cannot use the slot (an
  * interrupted sender): the caller tries b + 1. */
@@ -447,7 +513,8 @@ static bool eb_visit(chan *ch, seg *sg, _Atomic uintptr_t *c, uint64_t b)
                                                          memory_order_relaxed))
                 continue;
             weft__waiter *w = W_OF(st);
-            if (b < CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst))) {
+            uint64_t r_raw = atomic_load_explicit(&ch->R, memory_order_seq_cst);
+            if (b < CNT(r_raw)) {
                 /* its receiver is coming and takes the item directly; if the
                  * sender turns out cancelled, that receiver expands for us. */
                 bool live = atomic_load_explicit(&w->state, memory_order_acquire) == WEFT__W_WAITING;
@@ -457,14 +524,15 @@ static bool eb_visit(chan *ch, seg *sg, _Atomic uintptr_t *c, uint64_t b)
             switch (decide(w)) {
             case CLAIMED:
                 memcpy(item_at(ch, c), w->slot, ch->isz);
-                used_inc(ch);
+                nb_add(ch, &ch->tx_nb, -1); /* its send is a buffered one after all */
                 atomic_store_explicit(c, C_BUFFERED, memory_order_release);
-                seg_done(sg, 1);
+                peak_note(ch, b, r_raw);
+                waiter_done(sg);
                 weft__waiter_complete(w, 0);
                 return true;
             case REJECTED:
                 atomic_store_explicit(c, C_INT_SEND, memory_order_release);
-                seg_done(sg, 1);
+                waiter_done(sg);
                 weft__waiter_wake(w);
                 return false;
             default:
@@ -495,9 +563,7 @@ static void expand_buffer(chan *ch)
         uint64_t b = atomic_fetch_add_explicit(&ch->B, 1, memory_order_seq_cst);
         uint64_t s = CNT(atomic_load_explicit(&ch->S, memory_order_seq_cst));
         seg *sg = seg_find(ch, &ch->bseg, from, b);
-        bool done = b >= s || eb_visit(ch, sg, cell_at(ch, sg, b), b);
-        seg_done(sg, 1);
-        if (done) return;
+        if (b >= s || eb_visit(ch, sg, cell_at(ch, sg, b), b)) return;
     }
 }
 
@@ -540,14 +606,13 @@ static int block_in_cell(chan *ch, op *o, seg *sg, _Atomic uintptr_t *c, uintptr
         weft__waiter_withdraw(&cw.w, 0);
         return R_AGAIN_CELL;
     }
+    waiter_add(sg);
+    nb_add(ch, (tag & TAG_SEND) ? &ch->tx_nb : &ch->rx_nb, 1);
     if (!(tag & TAG_SEND)) expand_buffer(ch);
     if (atomic_load_explicit(&cw.w.state, memory_order_seq_cst) == WEFT__W_ABORTED) {
         /* aborted before the install: no unlink found it; finalise it. */
         cell_unlink(&cw.w);
     }
-    /* No seg_done for our visit: its count passes to the waiter's
-     * finalisation (see Memory above), which saves two locked operations
-     * per blocking call. */
     weft__rcu_read_end(o->plain);
     o->parked = true;
     int rc = weft__waiter_park(&cw.w, 0);
@@ -577,18 +642,16 @@ static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item
                 /* release: the item before BUFFERED. */
                 if (atomic_compare_exchange_strong_explicit(c, &st, C_BUFFERED, memory_order_acq_rel,
                                                             memory_order_relaxed)) {
-                    used_inc(ch);
-                    seg_done(sg, 1);
+                    o->buffered = true;
+                    peak_note(ch, s, r_raw);
                     return 0;
                 }
                 continue;
             }
             if (fail) {
                 if (atomic_compare_exchange_strong_explicit(c, &st, C_INT_SEND, memory_order_acq_rel,
-                                                            memory_order_relaxed)) {
-                    seg_done(sg, 1);
+                                                            memory_order_relaxed))
                     return fail;
-                }
                 continue;
             }
             int rc = block_in_cell(ch, o, sg, c, st, TAG_SEND, (void *)item, &refuse);
@@ -604,17 +667,16 @@ static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item
             case CLAIMED:
                 memcpy(w->slot, item, ch->isz);
                 atomic_store_explicit(c, C_DONE, memory_order_release);
-                seg_done(sg, 2); /* the waiter's finalisation and our visit */
+                waiter_done(sg);
                 weft__waiter_complete(w, 0);
                 return 0;
             case REJECTED:
                 atomic_store_explicit(c, C_INT_RCV, memory_order_release);
-                seg_done(sg, 2);
+                waiter_done(sg);
                 weft__waiter_wake(w);
                 return R_RETRY;
             default:
                 atomic_store_explicit(c, st, memory_order_release);
-                seg_done(sg, 1);
                 return R_RETRY;
             }
         }
@@ -623,7 +685,6 @@ static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item
             continue;
         }
         /* POISONED, INT_RCV (and CLOSED for a late sender) */
-        seg_done(sg, 1);
         return st == C_CLOSED ? EBADF : R_RETRY;
     }
 }
@@ -653,9 +714,11 @@ static int do_send(weft_tx *tx, const void *item, bool wait)
         seg *from = atomic_load_explicit(&ch->sseg, memory_order_acquire);
         uint64_t s_raw = atomic_fetch_add_explicit(&ch->S, 1, memory_order_seq_cst);
         seg *sg = seg_find(ch, &ch->sseg, from, CNT(s_raw));
-        if (CNT(s_raw) % SEG_CELLS == 0) reclaim(ch);
+        if ((CNT(s_raw) & (seg_cells(ch) - 1)) == 0) reclaim(ch);
+        o.buffered = false;
         rc = send_visit(ch, &o, s_raw, sg, item);
         if (o.parked) return rc;
+        if (!o.buffered) nb_add(ch, &ch->tx_nb, 1);
         if (rc != R_RETRY) break;
     }
     weft__rcu_read_end(o.plain);
@@ -686,20 +749,15 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
                 if (atomic_compare_exchange_strong_explicit(c, &st, C_POISONED, memory_order_acq_rel,
                                                             memory_order_relaxed)) {
                     expand_buffer(ch);
-                    seg_done(sg, 1);
                     return R_RETRY;
                 }
                 continue;
             }
-            if (s_raw & TX_CLOSED) {
-                seg_done(sg, 1);
-                return ENODATA;
-            }
+            if (s_raw & TX_CLOSED) return ENODATA;
             if (refuse) {
                 if (atomic_compare_exchange_strong_explicit(c, &st, C_INT_RCV, memory_order_acq_rel,
                                                             memory_order_relaxed)) {
                     expand_buffer(ch);
-                    seg_done(sg, 1);
                     return refuse;
                 }
                 continue;
@@ -714,9 +772,8 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
                 continue;
             memcpy(out, item_at(ch, c), ch->isz);
             atomic_store_explicit(c, C_DONE, memory_order_release);
-            atomic_fetch_sub_explicit(&ch->used, 1, memory_order_relaxed);
+            o->buffered = true;
             expand_buffer(ch);
-            seg_done(sg, 1);
             return 0;
         }
         if (IS_WAITER(st)) { /* a blocked sender */
@@ -728,20 +785,19 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
             case CLAIMED:
                 memcpy(out, w->slot, ch->isz);
                 atomic_store_explicit(c, C_DONE, memory_order_release);
+                waiter_done(sg);
                 weft__waiter_complete(w, 0);
                 expand_buffer(ch);
-                seg_done(sg, 2);
                 return 0;
             case REJECTED:
                 atomic_store_explicit(c, C_INT_SEND, memory_order_release);
+                waiter_done(sg);
                 weft__waiter_wake(w);
                 if (st & TAG_EB) expand_buffer(ch);
-                seg_done(sg, 2);
                 return R_RETRY;
             default:
                 atomic_store_explicit(c, st, memory_order_release);
                 if (st & TAG_EB) expand_buffer(ch);
-                seg_done(sg, 1);
                 return R_RETRY;
             }
         }
@@ -750,7 +806,6 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
             continue;
         }
         if (st == C_INT_SEND_EB) expand_buffer(ch);
-        seg_done(sg, 1);
         return st == C_CLOSED ? ENODATA : R_RETRY; /* INT_SEND, INT_SEND_EB */
     }
 }
@@ -775,9 +830,11 @@ static int do_recv(weft_rx *rx, void *out, bool wait)
         seg *from = atomic_load_explicit(&ch->rseg, memory_order_acquire);
         uint64_t r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
         seg *sg = seg_find(ch, &ch->rseg, from, r);
-        if (r % SEG_CELLS == 0) reclaim(ch);
+        if ((r & (seg_cells(ch) - 1)) == 0) reclaim(ch);
+        o.buffered = false;
         rc = recv_visit(ch, &o, r, sg, out);
         if (o.parked) return rc;
+        if (!o.buffered) nb_add(ch, &ch->rx_nb, 1);
         if (rc != R_RETRY) break;
     }
     weft__rcu_read_end(o.plain);
@@ -810,6 +867,14 @@ int weft_chan_open(weft_tx **tx, weft_rx **rx, size_t capacity, size_t item_size
     ch->cap = capacity;
     ch->isz = item_size;
     ch->stride = (sizeof(uintptr_t) + item_size + 15) & ~(size_t)15;
+    /* Segments of 32 cells, or up to 256 for a channel that may hold many
+     * items (fewer allocations and reclamations per item), at most 16 KiB
+     * unless 32 cells are more. */
+    ch->seg_shift = 5;
+    if (capacity == WEFT_UNBOUNDED || capacity >= 128) {
+        ch->seg_shift = 8;
+        while (ch->seg_shift > 5 && (ch->stride << ch->seg_shift) > 16384) ch->seg_shift--;
+    }
     ch->unbounded = capacity == WEFT_UNBOUNDED;
     ch->bounded = capacity > 0 && !ch->unbounded;
     if (opt) ch->opt = *opt;
@@ -919,7 +984,7 @@ static void rx_side_closed(chan *ch)
     bool plain = weft__rcu_read_begin();
     atomic_fetch_add_explicit(&ch->R, RX_CLOSED, memory_order_seq_cst);
     for (;;) {
-        bool dropped = false;
+        bool took = false, dropped = false;
         seg *from = atomic_load_explicit(&ch->rseg, memory_order_acquire);
         uint64_t r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
         uint64_t s = CNT(atomic_load_explicit(&ch->S, memory_order_seq_cst));
@@ -943,7 +1008,7 @@ static void rx_side_closed(chan *ch)
                                                              memory_order_acq_rel,
                                                              memory_order_relaxed))
                     continue;
-                atomic_fetch_sub_explicit(&ch->used, 1, memory_order_relaxed);
+                took = true;
                 if (drop) {
                     memcpy(drop, item_at(ch, c), ch->isz);
                     dropped = true;
@@ -956,7 +1021,7 @@ static void rx_side_closed(chan *ch)
             if (IS_WAITER(st) && (st & TAG_SEND) && !close_waiter(sg, c, st, EPIPE, C_INT_SEND)) continue;
             break;
         }
-        seg_done(sg, 1);
+        if (!took) nb_add(ch, &ch->rx_nb, 1);
         if (dropped) {
             weft__rcu_read_end(plain);
             ch->opt.on_drop(drop, ch->opt.on_drop_ctx);
@@ -1022,7 +1087,7 @@ void weft_chan_rx_free(weft_rx *rx)
 static int stats_of(chan *ch, struct weft_chan_stats *st)
 {
     if (!st) return EINVAL;
-    st->used = atomic_load(&ch->used);
+    st->used = used_now(ch);
     st->capacity = ch->cap;
     st->peak_used = atomic_load(&ch->peak);
     st->tx_open = atomic_load(&ch->tx_open);

@@ -240,11 +240,21 @@ static void run_round(weft_runtime *rt, size_t cap, uint64_t *rng, bool close_rx
     weft_chan_rx_free(rx);
     uint32_t ids = atomic_load(&next_id);
     if (ids > MAX_IDS) ids = MAX_IDS;
+    size_t ndropped = 0;
     for (uint32_t i = 0; i < ids; i++) {
         unsigned s = atomic_load(&sent[i]), r = atomic_load(&recvd[i]), d = atomic_load(&dropped[i]);
         if (s == 1 && r + d != 1) STRESS_FAIL("cap %zu: id %u sent ok, received %u, dropped %u", cap, i, r, d);
         if (s != 1 && r + d != 0) STRESS_FAIL("cap %zu: id %u send failed, received %u, dropped %u", cap, i, r, d);
+        ndropped += d;
     }
+    /* Stats are exact once no call races them, whatever was cancelled,
+     * timed out or closed: what they said was buffered is what the free
+     * dropped (nothing, when the receive side was closed first). */
+    if (st.used != (close_rx_first ? 0 : ndropped))
+        STRESS_FAIL("cap %zu: stats said %zu buffered, %zu were dropped at free", cap, st.used,
+                    close_rx_first ? (size_t)0 : ndropped);
+    if (st.peak_used < st.used || (cap != WEFT_UNBOUNDED && st.peak_used > cap))
+        STRESS_FAIL("cap %zu: peak_used %zu with %zu used", cap, st.peak_used, st.used);
 }
 
 int main(int argc, char **argv)

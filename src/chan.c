@@ -50,8 +50,14 @@
  * for an abort that came before the install (then no unlink could find it,
  * so the owner finalises the cell itself).
  *
- * Closing.  Each handle keeps its blocked callers in a list; closing it
- * aborts them with EBADF.  The last send handle sets TX_CLOSED in S (FAA, so
+ * Closing.  A waiter names the handle its caller blocked through; closing a
+ * handle sets its flag, then scans the live cells and aborts (EBADF) every
+ * waiter of that handle, under the cell lock.  A caller installs its waiter
+ * and then reads the flag (both seq_cst, against the closer's exchange and
+ * then its scan): either the closer's scan sees the waiter or the caller
+ * sees the flag and aborts itself.  So blocking costs no list and no lock,
+ * and a close or a stats call costs a walk over the live segments (stats
+ * count the waiters they find the same way).  The last send handle sets TX_CLOSED in S (FAA, so
  * the final S is exact) and wakes receivers blocked in cells [S, R) with
  * ENODATA; receivers that come later see the flag.  The last receive handle
  * sets RX_CLOSED in R and drains as a receiver up to S: buffered items go to
@@ -156,21 +162,13 @@ typedef struct chan {
     /* Read by each buffered send, written when the peak grows. */
     _Alignas(64) _Atomic size_t peak;
     _Alignas(64) _Atomic size_t tx_open, rx_open, handles;
-    /* Every live handle, for stats: each counts its own blocked callers
-     * under its own lock (which blocking takes anyway), so blocking pays no
-     * channel-wide counter. */
-    pthread_mutex_t hl_lock;
-    handle *hl_head; /* guarded by hl_lock */
 } chan;
 
+/* A handle keeps no list of its blocked callers: each waiter names its
+ * handle, and a close finds them in the cells (see Closing). */
 struct handle {
     chan *ch;
     _Atomic bool closed;
-    _Atomic bool lock; /* guards `blocked` and nblocked */
-    bool tx;           /* immutable: a send handle */
-    struct cwait *blocked;
-    size_t nblocked;
-    handle *hl_next, *hl_prev; /* guarded by ch->hl_lock */
 };
 struct weft_tx {
     handle h;
@@ -187,7 +185,6 @@ typedef struct cwait {
     _Atomic uintptr_t *cell;
     uintptr_t tag;
     handle *h;
-    struct cwait *hnext, *hprev;
 } cwait;
 
 /* One send or receive call: what its visits need to know. */
@@ -406,56 +403,66 @@ static void cell_unlink(weft__waiter *w)
 
 static const weft__waiter_ops chan_ops = {.unlink = cell_unlink};
 
-static void hl_add(chan *ch, handle *h, bool tx)
-{
-    h->tx = tx;
-    WEFT_CHECK(pthread_mutex_lock(&ch->hl_lock));
-    h->hl_prev = NULL;
-    h->hl_next = ch->hl_head;
-    if (ch->hl_head) ch->hl_head->hl_prev = h;
-    ch->hl_head = h;
-    WEFT_CHECK(pthread_mutex_unlock(&ch->hl_lock));
-}
+/* --- scanning the live cells (handle close, stats) ------------------------ */
 
-static void hl_remove(chan *ch, handle *h)
+/* Calls fn(sg, c, st, arg) for every cell of every live segment that holds
+ * a waiter (st), until fn returns false (look at the same cell again).
+ * Inside a read section.  A segment retired before the scan began holds no
+ * live waiter: its cells were all taken and visited, and a visitor either
+ * decides a live waiter or leaves a cancelled one to its canceller. */
+static void scan_waiters(chan *ch, bool (*fn)(seg *, _Atomic uintptr_t *, uintptr_t, void *),
+                         void *arg)
 {
-    WEFT_CHECK(pthread_mutex_lock(&ch->hl_lock));
-    if (h->hl_prev)
-        h->hl_prev->hl_next = h->hl_next;
-    else
-        ch->hl_head = h->hl_next;
-    if (h->hl_next) h->hl_next->hl_prev = h->hl_prev;
-    WEFT_CHECK(pthread_mutex_unlock(&ch->hl_lock));
-}
-
-/* --- handles' lists of blocked callers ------------------------------------ */
-
-static bool handle_register(handle *h, cwait *cw)
-{
-    weft__spin_lock(&h->lock);
-    if (atomic_load_explicit(&h->closed, memory_order_relaxed)) {
-        weft__spin_unlock(&h->lock);
-        return false;
+    for (seg *sg = atomic_load_explicit(&ch->head, memory_order_acquire); sg;
+         sg = atomic_load_explicit(&sg->next, memory_order_acquire)) {
+        for (uint64_t i = 0; i < seg_cells(ch); i++) {
+            _Atomic uintptr_t *c = cell_at(ch, sg, i);
+            for (;;) {
+                uintptr_t st = atomic_load_explicit(c, memory_order_seq_cst);
+                if (st == C_CLAIMING) {
+                    weft__cpu_relax();
+                    continue;
+                }
+                if (!IS_WAITER(st) || fn(sg, c, st, arg)) break;
+            }
+        }
     }
-    cw->hprev = NULL;
-    cw->hnext = h->blocked;
-    if (h->blocked) h->blocked->hprev = cw;
-    h->blocked = cw;
-    h->nblocked++;
-    weft__spin_unlock(&h->lock);
+}
+
+/* scan_waiters: aborts the waiter if it blocked through handle arg. */
+static bool close_if_on(seg *sg, _Atomic uintptr_t *c, uintptr_t st, void *arg)
+{
+    if (!atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return false;
+    /* CLAIMING holds the waiter: its owner cannot return and take its
+     * memory (our cell) away while we look at it. */
+    weft__waiter *w = W_OF(st);
+    cwait *cw = w->obj;
+    if (cw->h != arg || !abort_held(w, EBADF)) {
+        atomic_store_explicit(c, st, memory_order_release);
+        return true;
+    }
+    uintptr_t fin = (st & TAG_SEND) ? ((st & TAG_EB) ? C_INT_SEND_EB : C_INT_SEND) : C_INT_RCV;
+    atomic_store_explicit(c, fin, memory_order_release);
+    waiter_done(sg);
+    weft__waiter_wake(w);
     return true;
 }
 
-static void handle_unregister(handle *h, cwait *cw)
+struct waiting {
+    size_t sending, receiving;
+};
+
+/* scan_waiters: counts a blocked caller. */
+static bool count_waiter(seg *sg, _Atomic uintptr_t *c, uintptr_t st, void *arg)
 {
-    weft__spin_lock(&h->lock);
-    if (cw->hprev)
-        cw->hprev->hnext = cw->hnext;
-    else
-        h->blocked = cw->hnext;
-    if (cw->hnext) cw->hnext->hprev = cw->hprev;
-    h->nblocked--;
-    weft__spin_unlock(&h->lock);
+    (void)sg;
+    (void)c;
+    struct waiting *n = arg;
+    if (atomic_load_explicit(&W_OF(st)->state, memory_order_acquire) == WEFT__W_WAITING)
+        *((st & TAG_SEND) ? &n->sending : &n->receiving) += 1;
+    return true;
 }
 
 /* --- stats counters (see Stats) ------------------------------------------- */
@@ -594,15 +601,15 @@ static int block_in_cell(chan *ch, op *o, seg *sg, _Atomic uintptr_t *c, uintptr
         *refuse = ECANCELED;
         return R_AGAIN_CELL;
     }
-    if (!handle_register(h, &cw)) {
+    if (atomic_load_explicit(&h->closed, memory_order_relaxed)) {
         weft__waiter_withdraw(&cw.w, 0);
         *refuse = EBADF;
         return R_AGAIN_CELL;
     }
-    /* seq_cst: Dekker with cell_unlink (abort's state CAS, then the cell). */
+    /* seq_cst: Dekker with cell_unlink (abort's state CAS, then the cell),
+     * and with a close of our handle (see Closing). */
     if (!atomic_compare_exchange_strong_explicit(c, &st, (uintptr_t)&cw.w | tag,
                                                  memory_order_seq_cst, memory_order_relaxed)) {
-        handle_unregister(h, &cw);
         weft__waiter_withdraw(&cw.w, 0);
         return R_AGAIN_CELL;
     }
@@ -612,12 +619,14 @@ static int block_in_cell(chan *ch, op *o, seg *sg, _Atomic uintptr_t *c, uintptr
     if (atomic_load_explicit(&cw.w.state, memory_order_seq_cst) == WEFT__W_ABORTED) {
         /* aborted before the install: no unlink found it; finalise it. */
         cell_unlink(&cw.w);
+    } else if (atomic_load_explicit(&h->closed, memory_order_seq_cst)) {
+        /* our handle was closed while we installed: its closer's scan may
+         * have missed us; abort ourselves (the unlink finalises the cell). */
+        weft__waiter_abort(&cw.w, EBADF);
     }
     weft__rcu_read_end(o->plain);
     o->parked = true;
-    int rc = weft__waiter_park(&cw.w, 0);
-    handle_unregister(h, &cw);
-    return rc;
+    return weft__waiter_park(&cw.w, 0);
 }
 
 /* --- send -------------------------------------------------------------------- */
@@ -888,11 +897,8 @@ int weft_chan_open(weft_tx **tx, weft_rx **rx, size_t capacity, size_t item_size
     atomic_init(&ch->tx_open, 1);
     atomic_init(&ch->rx_open, 1);
     atomic_init(&ch->handles, 2);
-    WEFT_CHECK(pthread_mutex_init(&ch->hl_lock, NULL));
     t->h.ch = ch;
     r->h.ch = ch;
-    hl_add(ch, &t->h, true);
-    hl_add(ch, &r->h, false);
     *tx = t;
     *rx = r;
     return 0;
@@ -912,7 +918,6 @@ static int clone_handle(handle *h, handle **out, size_t sz, _Atomic size_t *open
     n->ch = h->ch;
     atomic_fetch_add(open, 1);
     atomic_fetch_add(&h->ch->handles, 1);
-    hl_add(h->ch, n, h->tx);
     *out = n;
     return 0;
 }
@@ -933,10 +938,11 @@ int weft_chan_rx_clone(weft_rx *rx, weft_rx **out)
  * when it was closed already. */
 static bool handle_close(handle *h)
 {
-    if (atomic_exchange_explicit(&h->closed, true, memory_order_acq_rel)) return false;
-    weft__spin_lock(&h->lock);
-    for (cwait *cw = h->blocked; cw; cw = cw->hnext) weft__waiter_abort(&cw->w, EBADF);
-    weft__spin_unlock(&h->lock);
+    /* seq_cst: Dekker with block_in_cell's install then load of closed. */
+    if (atomic_exchange_explicit(&h->closed, true, memory_order_seq_cst)) return false;
+    bool plain = weft__rcu_read_begin();
+    scan_waiters(h->ch, close_if_on, h);
+    weft__rcu_read_end(plain);
     return true;
 }
 
@@ -1056,16 +1062,14 @@ static void chan_release(chan *ch)
         seg_free(sg);
         sg = n;
     }
-    WEFT_CHECK(pthread_mutex_destroy(&ch->hl_lock));
     free(ch);
 }
 
-/* After the close: h leaves the registry, then its memory goes (h is the
- * first member of weft_tx and weft_rx, so it is the allocation). */
+/* After the close: h's memory goes (h is the first member of weft_tx and
+ * weft_rx, so it is the allocation), then its hold on the channel. */
 static void handle_free(handle *h)
 {
     chan *ch = h->ch;
-    hl_remove(ch, h);
     free(h);
     chan_release(ch);
 }
@@ -1092,16 +1096,12 @@ static int stats_of(chan *ch, struct weft_chan_stats *st)
     st->peak_used = atomic_load(&ch->peak);
     st->tx_open = atomic_load(&ch->tx_open);
     st->rx_open = atomic_load(&ch->rx_open);
-    size_t sending = 0, receiving = 0;
-    WEFT_CHECK(pthread_mutex_lock(&ch->hl_lock));
-    for (handle *h = ch->hl_head; h; h = h->hl_next) {
-        weft__spin_lock(&h->lock);
-        *(h->tx ? &sending : &receiving) += h->nblocked;
-        weft__spin_unlock(&h->lock);
-    }
-    WEFT_CHECK(pthread_mutex_unlock(&ch->hl_lock));
-    st->tasks_sending = sending;
-    st->tasks_receiving = receiving;
+    struct waiting n = {0, 0};
+    bool plain = weft__rcu_read_begin();
+    scan_waiters(ch, count_waiter, &n);
+    weft__rcu_read_end(plain);
+    st->tasks_sending = n.sending;
+    st->tasks_receiving = n.receiving;
     return 0;
 }
 

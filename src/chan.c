@@ -454,14 +454,14 @@ struct waiting {
     size_t sending, receiving;
 };
 
-/* scan_waiters: counts a blocked caller. */
+/* scan_waiters: counts a blocked caller (from the cell alone: without the
+ * cell lock the waiter's memory may already be gone). */
 static bool count_waiter(seg *sg, _Atomic uintptr_t *c, uintptr_t st, void *arg)
 {
     (void)sg;
     (void)c;
     struct waiting *n = arg;
-    if (atomic_load_explicit(&W_OF(st)->state, memory_order_acquire) == WEFT__W_WAITING)
-        *((st & TAG_SEND) ? &n->sending : &n->receiving) += 1;
+    *((st & TAG_SEND) ? &n->sending : &n->receiving) += 1;
     return true;
 }
 

@@ -357,6 +357,21 @@ static bool abort_held(weft__waiter *w, int code)
     return true;
 }
 
+/* The final state of a cell whose waiter (cell word st) was aborted. */
+static uintptr_t interrupted(uintptr_t st)
+{
+    return (st & TAG_SEND) ? ((st & TAG_EB) ? C_INT_SEND_EB : C_INT_SEND) : C_INT_RCV;
+}
+
+/* Finalises cell c of sg (held CLAIMING) as fin after its waiter w was
+ * aborted, and wakes w's owner. */
+static void finish_aborted(seg *sg, _Atomic uintptr_t *c, uintptr_t fin, weft__waiter *w)
+{
+    atomic_store_explicit(c, fin, memory_order_release);
+    waiter_done(sg);
+    weft__waiter_wake(w);
+}
+
 /* A close ends the waiter found in cell c (state st): locks the cell, aborts
  * the waiter with code and finalises the cell as fin, or gives the cell back
  * when a canceller won (its unlink finalises).  False when the cell changed
@@ -368,9 +383,7 @@ static bool close_waiter(seg *sg, _Atomic uintptr_t *c, uintptr_t st, int code, 
         return false;
     weft__waiter *w = W_OF(st);
     if (abort_held(w, code)) {
-        atomic_store_explicit(c, fin, memory_order_release);
-        waiter_done(sg);
-        weft__waiter_wake(w);
+        finish_aborted(sg, c, fin, w);
     } else {
         atomic_store_explicit(c, st, memory_order_release);
     }
@@ -387,9 +400,8 @@ static void cell_unlink(weft__waiter *w)
     for (;;) {
         uintptr_t st = atomic_load_explicit(cw->cell, memory_order_seq_cst);
         if ((st & ~TAG_EB) == mine) {
-            uintptr_t fin = (cw->tag & TAG_SEND) ? ((st & TAG_EB) ? C_INT_SEND_EB : C_INT_SEND)
-                                                 : C_INT_RCV;
-            if (atomic_compare_exchange_strong_explicit(cw->cell, &st, fin, memory_order_acq_rel,
+            if (atomic_compare_exchange_strong_explicit(cw->cell, &st, interrupted(st),
+                                                        memory_order_acq_rel,
                                                         memory_order_relaxed)) {
                 waiter_done(cw->sg);
                 return;
@@ -443,10 +455,7 @@ static bool close_if_on(seg *sg, _Atomic uintptr_t *c, uintptr_t st, void *arg)
         atomic_store_explicit(c, st, memory_order_release);
         return true;
     }
-    uintptr_t fin = (st & TAG_SEND) ? ((st & TAG_EB) ? C_INT_SEND_EB : C_INT_SEND) : C_INT_RCV;
-    atomic_store_explicit(c, fin, memory_order_release);
-    waiter_done(sg);
-    weft__waiter_wake(w);
+    finish_aborted(sg, c, interrupted(st), w);
     return true;
 }
 
@@ -538,9 +547,7 @@ static bool eb_visit(chan *ch, seg *sg, _Atomic uintptr_t *c, uint64_t b)
                 weft__waiter_complete(w, 0);
                 return true;
             case REJECTED:
-                atomic_store_explicit(c, C_INT_SEND, memory_order_release);
-                waiter_done(sg);
-                weft__waiter_wake(w);
+                finish_aborted(sg, c, C_INT_SEND, w);
                 return false;
             default:
                 atomic_store_explicit(c, st, memory_order_release);
@@ -680,9 +687,7 @@ static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item
                 weft__waiter_complete(w, 0);
                 return 0;
             case REJECTED:
-                atomic_store_explicit(c, C_INT_RCV, memory_order_release);
-                waiter_done(sg);
-                weft__waiter_wake(w);
+                finish_aborted(sg, c, C_INT_RCV, w);
                 return R_RETRY;
             default:
                 atomic_store_explicit(c, st, memory_order_release);
@@ -799,9 +804,7 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
                 expand_buffer(ch);
                 return 0;
             case REJECTED:
-                atomic_store_explicit(c, C_INT_SEND, memory_order_release);
-                waiter_done(sg);
-                weft__waiter_wake(w);
+                finish_aborted(sg, c, C_INT_SEND, w);
                 if (st & TAG_EB) expand_buffer(ch);
                 return R_RETRY;
             default:

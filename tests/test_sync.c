@@ -276,11 +276,14 @@ static int die_holding(void *arg)
     return weft_lock_acquire(arg);
 }
 
+/* Ends holding l, but only once a waiter is queued on it: a fixed sleep
+ * here let a loaded machine deschedule the spawner past the holder's end, so
+ * the spawner's wait for `locked` (a broken lock is not locked) never ended. */
 static int holder_dies(void *arg)
 {
     weft_lock *l = arg;
     cr_assert_eq(weft_lock_acquire(l), 0);
-    weft_sleep(2000000);
+    WAIT_WAITERS(lock, l, 1);
     return 0; /* returns holding it */
 }
 

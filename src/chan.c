@@ -45,8 +45,10 @@
  * canceller's unlink finalises the cell.  So an item is moved only by the
  * winner of the waiter CAS, under the cell lock, and a sender's item is
  * either copied by exactly one claimer or stays in the sender's memory.
- * Items in BUFFERED cells are taken by exactly one CAS BUFFERED -> DONE (or
- * CLAIMING for on_drop).  The owner parks only after installing and checks
+ * An item in a BUFFERED cell is taken by the cell's receiver alone (the one
+ * whose FAA on R returned the cell, possibly the drain of a closing receive
+ * side): nobody else writes a BUFFERED cell, so taking it is a copy and a
+ * store of DONE.  The owner parks only after installing and checks
  * for an abort that came before the install (then no unlink could find it,
  * so the owner finalises the cell itself).
  *
@@ -60,7 +62,7 @@
  * count the waiters they find the same way).  The last send handle sets TX_CLOSED in S (FAA, so
  * the final S is exact) and wakes receivers blocked in cells [S, R) with
  * ENODATA; receivers that come later see the flag.  The last receive handle
- * sets RX_CLOSED in R and drains as a receiver up to S: buffered items go to
+ * sets RX_CLOSED, also in S, and drains as a receiver up to S: buffered items go to
  * on_drop, blocked senders get EPIPE with their items, late senders are
  * poisoned and see the flag.
  *
@@ -91,6 +93,18 @@
  * what is buffered, exceeds it (peak_note).  Under racing calls both may be
  * off by the calls in flight, never beyond the capacity.
  *
+ * Room.  A sender that finds its cell s EMPTY needs to know that the item
+ * may stay there: s < B (the buffer end passed s) or s < R (its receiver is
+ * on the way).  B and R only grow, so any value either had once still
+ * proves room; each send handle keeps the largest B its callers saw
+ * (`seen`, on the handle's own line), and a buffered send with s below it
+ * reads neither B nor R: its only shared-line accesses are its FAA on S and
+ * its cell.  The closed flags ride in S for the same reason.  A receive
+ * handle keeps the largest S its callers saw, which spares expand_buffer
+ * its read of S while the cell it adds was taken by a sender long ago.
+ * (Sound with the exactly-once argument above because each decision only
+ * needs the fact "B (or S) > x", which a stale larger-than-x value proves.)
+ *
  * Memory order.  S, R and B are read and updated seq_cst (the sender's
  * FAA(S) then load(R) against the receiver's FAA(R) then load(S) is a Dekker
  * pair: at least one sees the other, so they cannot both wait).  An item is
@@ -106,9 +120,11 @@
 #include "runtime.h"
 #include "weft/chan.h"
 
+/* Both closed flags live in S: a sender learns both from its FAA, and
+ * never reads R on the buffered path (see Room). */
 #define TX_CLOSED (1ull << 62)
-#define RX_CLOSED (1ull << 62)
-#define CNT(x) ((x) & (TX_CLOSED - 1))
+#define RX_CLOSED (1ull << 61)
+#define CNT(x) ((x) & (RX_CLOSED - 1))
 
 enum {
     C_EMPTY = 0,
@@ -169,7 +185,13 @@ typedef struct chan {
 struct handle {
     chan *ch;
     _Atomic bool closed;
+    /* A lower bound of B (send handle) or S (receive handle) that this
+     * handle's callers saw: both only grow, so a cell below it needs no
+     * read of the other side's counter (see Room).  Written by the
+     * handle's own callers: a handle has its own cache line. */
+    _Atomic uint64_t seen;
 };
+#define HANDLE_BYTES 64
 struct weft_tx {
     handle h;
 };
@@ -210,6 +232,18 @@ static void *item_at(chan *ch, _Atomic uintptr_t *c)
 {
     (void)ch;
     return (unsigned char *)c + sizeof(uintptr_t);
+}
+
+/* Copies one item.  The common small sizes get a constant-size copy (a
+ * move or two, inlined) instead of a call to memcpy. */
+static inline void item_copy(const chan *ch, void *dst, const void *src)
+{
+    switch (ch->isz) {
+    case 4: memcpy(dst, src, 4); break;
+    case 8: memcpy(dst, src, 8); break;
+    case 16: memcpy(dst, src, 16); break;
+    default: memcpy(dst, src, ch->isz); break;
+    }
 }
 
 /* Segments allocated and not yet freed, all channels (tests watch it). */
@@ -287,6 +321,14 @@ static seg *seg_find(chan *ch, _Atomic(seg *) *hint, seg *from, uint64_t i)
     }
     hint_advance(hint, sg);
     return sg;
+}
+
+/* seg_find's common case inline: cell i lies in the segment the hint
+ * showed (then the hint needs no advance either). */
+static inline seg *seg_at(chan *ch, _Atomic(seg *) *hint, seg *from, uint64_t i)
+{
+    if (WEFT_LIKELY(from->id == i >> ch->seg_shift)) return from;
+    return seg_find(ch, hint, from, i);
 }
 
 /* A grace period after its unlink: every visitor of the segment has left
@@ -499,15 +541,21 @@ static size_t used_now(chan *ch)
     return ch->bounded && u > ch->cap ? ch->cap : u;
 }
 
-/* An item entered the buffer at cell i; r_raw is R as its visitor read it
- * (no later than the item's entry).  Every buffered item then lies in cells
- * [R, i] (exactly so when no call races), so i + 1 - R bounds the count and
- * rules out a new peak without counting, as soon as the peak is reached. */
+/* An item entered the buffer at cell i; r_raw is R as its visitor read it,
+ * or R_UNREAD (a buffered send, which reads R only here, and not at all
+ * once a bounded channel's peak is its capacity).  Every buffered item then
+ * lies in cells [R, i] (exactly so when no call races), so i + 1 - R bounds
+ * the count and rules out a new peak without counting, as soon as the peak
+ * is reached.  (R read after the entry may have passed items taken since:
+ * only a racing call's peak can be missed so, as Stats allows.) */
+#define R_UNREAD UINT64_MAX
 static void peak_note(chan *ch, uint64_t i, uint64_t r_raw)
 {
+    size_t p = atomic_load_explicit(&ch->peak, memory_order_relaxed);
+    if (WEFT_LIKELY(ch->bounded && p >= ch->cap)) return; /* it cannot grow */
+    if (r_raw == R_UNREAD) r_raw = atomic_load_explicit(&ch->R, memory_order_seq_cst);
     uint64_t r = CNT(r_raw);
     size_t bound = i >= r ? (size_t)(i + 1 - r) : 1;
-    size_t p = atomic_load_explicit(&ch->peak, memory_order_relaxed);
     if (WEFT_LIKELY(bound <= p)) return;
     size_t u = used_now(ch);
     while (u > p && !atomic_compare_exchange_weak_explicit(&ch->peak, &p, u, memory_order_relaxed,
@@ -539,7 +587,7 @@ static bool eb_visit(chan *ch, seg *sg, _Atomic uintptr_t *c, uint64_t b)
             }
             switch (decide(w)) {
             case CLAIMED:
-                memcpy(item_at(ch, c), w->slot, ch->isz);
+                item_copy(ch, item_at(ch, c), w->slot);
                 nb_add(ch, &ch->tx_nb, -1); /* its send is a buffered one after all */
                 atomic_store_explicit(c, C_BUFFERED, memory_order_release);
                 peak_note(ch, b, r_raw);
@@ -569,14 +617,20 @@ static bool eb_visit(chan *ch, seg *sg, _Atomic uintptr_t *c, uint64_t b)
     }
 }
 
-static void expand_buffer(chan *ch)
+/* Adds the next cell to the buffer, for a receiver of handle h. */
+static void expand_buffer(chan *ch, handle *h)
 {
     if (!ch->bounded) return;
     for (;;) {
         seg *from = atomic_load_explicit(&ch->bseg, memory_order_acquire);
         uint64_t b = atomic_fetch_add_explicit(&ch->B, 1, memory_order_seq_cst);
-        uint64_t s = CNT(atomic_load_explicit(&ch->S, memory_order_seq_cst));
-        seg *sg = seg_find(ch, &ch->bseg, from, b);
+        /* relaxed: a value S had; S only grows (see Room). */
+        uint64_t s = atomic_load_explicit(&h->seen, memory_order_relaxed);
+        if (b >= s) {
+            s = CNT(atomic_load_explicit(&ch->S, memory_order_seq_cst));
+            atomic_store_explicit(&h->seen, s, memory_order_relaxed);
+        }
+        seg *sg = seg_at(ch, &ch->bseg, from, b);
         if (b >= s || eb_visit(ch, sg, cell_at(ch, sg, b), b)) return;
     }
 }
@@ -622,7 +676,7 @@ static int block_in_cell(chan *ch, op *o, seg *sg, _Atomic uintptr_t *c, uintptr
     }
     waiter_add(sg);
     nb_add(ch, (tag & TAG_SEND) ? &ch->tx_nb : &ch->rx_nb, 1);
-    if (!(tag & TAG_SEND)) expand_buffer(ch);
+    if (!(tag & TAG_SEND)) expand_buffer(ch, o->h);
     if (atomic_load_explicit(&cw.w.state, memory_order_seq_cst) == WEFT__W_ABORTED) {
         /* aborted before the install: no unlink found it; finalise it. */
         cell_unlink(&cw.w);
@@ -638,6 +692,21 @@ static int block_in_cell(chan *ch, op *o, seg *sg, _Atomic uintptr_t *c, uintptr
 
 /* --- send -------------------------------------------------------------------- */
 
+/* Room for the item of the sender of cell s (EMPTY): the buffer end B is
+ * past s, or a receiver has taken s already (s < R).  B is tried first,
+ * through the handle's hint (see Room). */
+static bool send_room(chan *ch, handle *h, uint64_t s)
+{
+    if (ch->bounded) {
+        /* relaxed: a value B had; B only grows. */
+        if (s < atomic_load_explicit(&h->seen, memory_order_relaxed)) return true;
+        uint64_t b = atomic_load_explicit(&ch->B, memory_order_seq_cst);
+        atomic_store_explicit(&h->seen, b, memory_order_relaxed);
+        if (s < b) return true;
+    }
+    return s < CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst));
+}
+
 /* One sender visit of cell s.  Returns 0, a positive code, R_RETRY (take a
  * new cell) or, having parked, the wait's result (with *parked set). */
 static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item)
@@ -648,18 +717,16 @@ static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item
     for (;;) {
         uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
         if (st == C_EMPTY || st == C_IN_BUFFER) {
-            uint64_t r_raw = atomic_load_explicit(&ch->R, memory_order_seq_cst);
-            int fail = (s_raw & TX_CLOSED) ? EBADF : (r_raw & RX_CLOSED) ? EPIPE : 0;
-            bool room = st == C_IN_BUFFER || ch->unbounded || s < CNT(r_raw) ||
-                        (ch->bounded && s < atomic_load_explicit(&ch->B, memory_order_seq_cst));
+            int fail = (s_raw & TX_CLOSED) ? EBADF : (s_raw & RX_CLOSED) ? EPIPE : 0;
+            bool room = !fail && (st == C_IN_BUFFER || ch->unbounded || send_room(ch, o->h, s));
             if (!fail && !room) fail = refuse;
             if (!fail && room) {
-                memcpy(item_at(ch, c), item, ch->isz);
+                item_copy(ch, item_at(ch, c), item);
                 /* release: the item before BUFFERED. */
                 if (atomic_compare_exchange_strong_explicit(c, &st, C_BUFFERED, memory_order_acq_rel,
                                                             memory_order_relaxed)) {
                     o->buffered = true;
-                    peak_note(ch, s, r_raw);
+                    peak_note(ch, s, R_UNREAD);
                     return 0;
                 }
                 continue;
@@ -681,7 +748,7 @@ static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item
             weft__waiter *w = W_OF(st);
             switch (decide(w)) {
             case CLAIMED:
-                memcpy(w->slot, item, ch->isz);
+                item_copy(ch, w->slot, item);
                 atomic_store_explicit(c, C_DONE, memory_order_release);
                 waiter_done(sg);
                 weft__waiter_complete(w, 0);
@@ -713,12 +780,13 @@ static int do_send(weft_tx *tx, const void *item, bool wait)
     op o = {.h = h, .wait = wait, .plain = weft__rcu_read_begin()};
     int rc;
     for (;;) {
-        if (atomic_load_explicit(&ch->R, memory_order_seq_cst) & RX_CLOSED) {
-            rc = EPIPE;
-            break;
-        }
         if (!wait && !ch->unbounded) { /* would it block? then do not take a cell */
-            uint64_t s = CNT(atomic_load_explicit(&ch->S, memory_order_seq_cst));
+            uint64_t s_raw = atomic_load_explicit(&ch->S, memory_order_seq_cst);
+            uint64_t s = CNT(s_raw);
+            if (s_raw & RX_CLOSED) {
+                rc = EPIPE;
+                break;
+            }
             if (s >= CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst)) &&
                 (!ch->bounded || s >= atomic_load_explicit(&ch->B, memory_order_seq_cst))) {
                 rc = EAGAIN;
@@ -727,7 +795,7 @@ static int do_send(weft_tx *tx, const void *item, bool wait)
         }
         seg *from = atomic_load_explicit(&ch->sseg, memory_order_acquire);
         uint64_t s_raw = atomic_fetch_add_explicit(&ch->S, 1, memory_order_seq_cst);
-        seg *sg = seg_find(ch, &ch->sseg, from, CNT(s_raw));
+        seg *sg = seg_at(ch, &ch->sseg, from, CNT(s_raw));
         if ((CNT(s_raw) & (seg_cells(ch) - 1)) == 0) reclaim(ch);
         o.buffered = false;
         rc = send_visit(ch, &o, s_raw, sg, item);
@@ -762,7 +830,7 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
             if (r < CNT(s_raw)) { /* its sender is late: both retry */
                 if (atomic_compare_exchange_strong_explicit(c, &st, C_POISONED, memory_order_acq_rel,
                                                             memory_order_relaxed)) {
-                    expand_buffer(ch);
+                    expand_buffer(ch, o->h);
                     return R_RETRY;
                 }
                 continue;
@@ -771,7 +839,7 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
             if (refuse) {
                 if (atomic_compare_exchange_strong_explicit(c, &st, C_INT_RCV, memory_order_acq_rel,
                                                             memory_order_relaxed)) {
-                    expand_buffer(ch);
+                    expand_buffer(ch, o->h);
                     return refuse;
                 }
                 continue;
@@ -781,13 +849,14 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
             return rc;
         }
         if (st == C_BUFFERED) {
-            if (!atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING, memory_order_acq_rel,
-                                                         memory_order_relaxed))
-                continue;
-            memcpy(out, item_at(ch, c), ch->isz);
+            /* Only the receiver of a cell ever changes it from BUFFERED (the
+             * drain of a closing receive side is such a receiver; a buffer
+             * end, a closer or a stats scan only reads it): a plain store
+             * ends it, no CAS. */
+            item_copy(ch, out, item_at(ch, c));
             atomic_store_explicit(c, C_DONE, memory_order_release);
             o->buffered = true;
-            expand_buffer(ch);
+            expand_buffer(ch, o->h);
             return 0;
         }
         if (IS_WAITER(st)) { /* a blocked sender */
@@ -797,19 +866,19 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
             weft__waiter *w = W_OF(st);
             switch (decide(w)) {
             case CLAIMED:
-                memcpy(out, w->slot, ch->isz);
+                item_copy(ch, out, w->slot);
                 atomic_store_explicit(c, C_DONE, memory_order_release);
                 waiter_done(sg);
                 weft__waiter_complete(w, 0);
-                expand_buffer(ch);
+                expand_buffer(ch, o->h);
                 return 0;
             case REJECTED:
                 finish_aborted(sg, c, C_INT_SEND, w);
-                if (st & TAG_EB) expand_buffer(ch);
+                if (st & TAG_EB) expand_buffer(ch, o->h);
                 return R_RETRY;
             default:
                 atomic_store_explicit(c, st, memory_order_release);
-                if (st & TAG_EB) expand_buffer(ch);
+                if (st & TAG_EB) expand_buffer(ch, o->h);
                 return R_RETRY;
             }
         }
@@ -817,7 +886,7 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
             weft__cpu_relax();
             continue;
         }
-        if (st == C_INT_SEND_EB) expand_buffer(ch);
+        if (st == C_INT_SEND_EB) expand_buffer(ch, o->h);
         return st == C_CLOSED ? ENODATA : R_RETRY; /* INT_SEND, INT_SEND_EB */
     }
 }
@@ -841,7 +910,7 @@ static int do_recv(weft_rx *rx, void *out, bool wait)
         }
         seg *from = atomic_load_explicit(&ch->rseg, memory_order_acquire);
         uint64_t r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
-        seg *sg = seg_find(ch, &ch->rseg, from, r);
+        seg *sg = seg_at(ch, &ch->rseg, from, r);
         if ((r & (seg_cells(ch) - 1)) == 0) reclaim(ch);
         o.buffered = false;
         rc = recv_visit(ch, &o, r, sg, out);
@@ -865,6 +934,17 @@ int weft_chan_try_recv(weft_rx *rx, void *item)
 
 /* --- open, handles, close ------------------------------------------------------ */
 
+/* A zeroed handle on its own cache line (its `seen` hint is written by
+ * its callers; two handles sharing a line would ping-pong it). */
+static void *handle_alloc(void)
+{
+    _Static_assert(sizeof(weft_tx) <= HANDLE_BYTES && sizeof(weft_rx) <= HANDLE_BYTES,
+                   "a handle fits its line");
+    void *h = aligned_alloc(64, HANDLE_BYTES);
+    if (h) memset(h, 0, HANDLE_BYTES);
+    return h;
+}
+
 int weft_chan_open(weft_tx **tx, weft_rx **rx, size_t capacity, size_t item_size,
                    const weft_chan_options *opt)
 {
@@ -872,8 +952,8 @@ int weft_chan_open(weft_tx **tx, weft_rx **rx, size_t capacity, size_t item_size
         (capacity != WEFT_UNBOUNDED && capacity > (1ull << 40)))
         return EINVAL;
     chan *ch = aligned_alloc(64, (sizeof(chan) + 63) & ~(size_t)63);
-    weft_tx *t = calloc(1, sizeof *t);
-    weft_rx *r = calloc(1, sizeof *r);
+    weft_tx *t = handle_alloc();
+    weft_rx *r = handle_alloc();
     if (!ch || !t || !r) goto oom;
     memset(ch, 0, sizeof *ch);
     ch->cap = capacity;
@@ -912,11 +992,11 @@ oom:
     return ENOMEM;
 }
 
-static int clone_handle(handle *h, handle **out, size_t sz, _Atomic size_t *open)
+static int clone_handle(handle *h, handle **out, _Atomic size_t *open)
 {
     if (!h || !out) return EINVAL;
     if (atomic_load_explicit(&h->closed, memory_order_acquire)) return EBADF;
-    handle *n = calloc(1, sz);
+    handle *n = handle_alloc();
     if (!n) return ENOMEM;
     n->ch = h->ch;
     atomic_fetch_add(open, 1);
@@ -928,13 +1008,13 @@ static int clone_handle(handle *h, handle **out, size_t sz, _Atomic size_t *open
 int weft_chan_tx_clone(weft_tx *tx, weft_tx **out)
 {
     if (!tx) return EINVAL;
-    return clone_handle(&tx->h, (handle **)(void *)out, sizeof **out, &tx->h.ch->tx_open);
+    return clone_handle(&tx->h, (handle **)(void *)out, &tx->h.ch->tx_open);
 }
 
 int weft_chan_rx_clone(weft_rx *rx, weft_rx **out)
 {
     if (!rx) return EINVAL;
-    return clone_handle(&rx->h, (handle **)(void *)out, sizeof **out, &rx->h.ch->rx_open);
+    return clone_handle(&rx->h, (handle **)(void *)out, &rx->h.ch->rx_open);
 }
 
 /* Marks h closed and aborts its blocked callers with EBADF.  Returns false
@@ -991,7 +1071,7 @@ static void rx_side_closed(chan *ch)
          * must not block; it is told nothing else, but loses nothing). */
     }
     bool plain = weft__rcu_read_begin();
-    atomic_fetch_add_explicit(&ch->R, RX_CLOSED, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&ch->S, RX_CLOSED, memory_order_seq_cst);
     for (;;) {
         bool took = false, dropped = false;
         seg *from = atomic_load_explicit(&ch->rseg, memory_order_acquire);
@@ -1019,7 +1099,7 @@ static void rx_side_closed(chan *ch)
                     continue;
                 took = true;
                 if (drop) {
-                    memcpy(drop, item_at(ch, c), ch->isz);
+                    item_copy(ch, drop, item_at(ch, c));
                     dropped = true;
                 } else if (ch->opt.on_drop) {
                     ch->opt.on_drop(item_at(ch, c), ch->opt.on_drop_ctx);

@@ -551,6 +551,7 @@ static size_t used_now(chan *ch)
 #define R_UNREAD UINT64_MAX
 static void peak_note(chan *ch, uint64_t i, uint64_t r_raw)
 {
+    if (!ch->cap) return; /* a rendezvous channel counts nothing */
     size_t p = atomic_load_explicit(&ch->peak, memory_order_relaxed);
     if (WEFT_LIKELY(ch->bounded && p >= ch->cap)) return; /* it cannot grow */
     if (r_raw == R_UNREAD) r_raw = atomic_load_explicit(&ch->R, memory_order_seq_cst);
@@ -776,7 +777,7 @@ static int do_send(weft_tx *tx, const void *item, bool wait)
     handle *h = &tx->h;
     chan *ch = h->ch;
     if (atomic_load_explicit(&h->closed, memory_order_acquire)) return EBADF;
-    if (wait && weft__cctx_cancelled(weft__cctx_self())) return ECANCELED;
+    if (wait && weft__cancelled()) return ECANCELED;
     op o = {.h = h, .wait = wait, .plain = weft__rcu_read_begin()};
     int rc;
     for (;;) {
@@ -897,7 +898,7 @@ static int do_recv(weft_rx *rx, void *out, bool wait)
     handle *h = &rx->h;
     chan *ch = h->ch;
     if (atomic_load_explicit(&h->closed, memory_order_acquire)) return EBADF;
-    if (wait && weft__cctx_cancelled(weft__cctx_self())) return ECANCELED;
+    if (wait && weft__cancelled()) return ECANCELED;
     op o = {.h = h, .wait = wait, .plain = weft__rcu_read_begin()};
     int rc;
     for (;;) {

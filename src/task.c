@@ -162,11 +162,6 @@ _Noreturn void weft__task_main(weft_task *t)
     WEFT_DIE("a finished task was resumed");
 }
 
-bool weft__cancelled(void)
-{
-    return weft__cctx_cancelled(weft__cctx_self());
-}
-
 /* --- public API --------------------------------------------------------- */
 
 weft_task *weft_current(void)

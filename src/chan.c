@@ -96,11 +96,11 @@
  * Room.  A sender that finds its cell s EMPTY needs to know that the item
  * may stay there: s < B (the buffer end passed s) or s < R (its receiver is
  * on the way).  B and R only grow, so any value either had once still
- * proves room; each send handle keeps the largest B its callers saw
+ * proves room; each send handle keeps a B value its callers saw
  * (`seen`, on the handle's own line), and a buffered send with s below it
  * reads neither B nor R: its only shared-line accesses are its FAA on S and
  * its cell.  The closed flags ride in S for the same reason.  A receive
- * handle keeps the largest S its callers saw, which spares expand_buffer
+ * handle keeps an S value its callers saw, which spares expand_buffer
  * its read of S while the cell it adds was taken by a sender long ago.
  * (Sound with the exactly-once argument above because each decision only
  * needs the fact "B (or S) > x", which a stale larger-than-x value proves.)

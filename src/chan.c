@@ -97,7 +97,7 @@
  * may stay there: s < B (the buffer end passed s) or s < R (its receiver is
  * on the way).  B and R only grow, so any value either had once still
  * proves room; each send handle keeps a B value its callers saw
- * (`seen`, on the handle's own line), and a buffered send with s below it
+ * (`seen`, on a line no other handle writes), and a buffered send with s below it
  * reads neither B nor R: its only shared-line accesses are its FAA on S and
  * its cell.  The closed flags ride in S for the same reason.  A receive
  * handle keeps an S value its callers saw, which spares expand_buffer
@@ -188,10 +188,10 @@ struct handle {
     /* A lower bound of B (send handle) or S (receive handle) that this
      * handle's callers saw: both only grow, so a cell below it needs no
      * read of the other side's counter (see Room).  Written by the
-     * handle's own callers: a handle has its own cache line. */
+     * handle's own callers: no other handle's fields share its line. */
     _Atomic uint64_t seen;
 };
-#define HANDLE_BYTES 64
+#define HANDLE_BYTES 128
 struct weft_tx {
     handle h;
 };
@@ -935,15 +935,17 @@ int weft_chan_try_recv(weft_rx *rx, void *item)
 
 /* --- open, handles, close ------------------------------------------------------ */
 
-/* A zeroed handle on its own cache line (its `seen` hint is written by
- * its callers; two handles sharing a line would ping-pong it). */
+/* A zeroed handle whose fields no other handle's share a cache line with
+ * (its `seen` hint is written by its callers; two handles on one line
+ * would ping-pong it).  Its fields are its first 24 bytes and the block is
+ * HANDLE_BYTES long, so the next block's fields start a line further on.
+ * Plain calloc: aligned_alloc costs several times more, and skynet through
+ * channels opens a channel (two handles) per task. */
 static void *handle_alloc(void)
 {
-    _Static_assert(sizeof(weft_tx) <= HANDLE_BYTES && sizeof(weft_rx) <= HANDLE_BYTES,
-                   "a handle fits its line");
-    void *h = aligned_alloc(64, HANDLE_BYTES);
-    if (h) memset(h, 0, HANDLE_BYTES);
-    return h;
+    _Static_assert(sizeof(weft_tx) + 64 <= HANDLE_BYTES && sizeof(weft_rx) + 64 <= HANDLE_BYTES,
+                   "a line between two handles' fields");
+    return calloc(1, HANDLE_BYTES);
 }
 
 int weft_chan_open(weft_tx **tx, weft_rx **rx, size_t capacity, size_t item_size,

@@ -405,6 +405,15 @@ static uintptr_t interrupted(uintptr_t st)
     return (st & TAG_SEND) ? ((st & TAG_EB) ? C_INT_SEND_EB : C_INT_SEND) : C_INT_RCV;
 }
 
+/* Finalises cell c of sg (held CLAIMING) as fin after its waiter w's item
+ * was moved, and completes w (success). */
+static void finish_claimed(seg *sg, _Atomic uintptr_t *c, uintptr_t fin, weft__waiter *w)
+{
+    atomic_store_explicit(c, fin, memory_order_release);
+    waiter_done(sg);
+    weft__waiter_complete(w, 0);
+}
+
 /* Finalises cell c of sg (held CLAIMING) as fin after its waiter w was
  * aborted, and wakes w's owner. */
 static void finish_aborted(seg *sg, _Atomic uintptr_t *c, uintptr_t fin, weft__waiter *w)
@@ -590,10 +599,8 @@ static bool eb_visit(chan *ch, seg *sg, _Atomic uintptr_t *c, uint64_t b)
             case CLAIMED:
                 item_copy(ch, item_at(ch, c), w->slot);
                 nb_add(ch, &ch->tx_nb, -1); /* its send is a buffered one after all */
-                atomic_store_explicit(c, C_BUFFERED, memory_order_release);
+                finish_claimed(sg, c, C_BUFFERED, w);
                 peak_note(ch, b, r_raw);
-                waiter_done(sg);
-                weft__waiter_complete(w, 0);
                 return true;
             case REJECTED:
                 finish_aborted(sg, c, C_INT_SEND, w);
@@ -750,9 +757,7 @@ static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item
             switch (decide(w)) {
             case CLAIMED:
                 item_copy(ch, w->slot, item);
-                atomic_store_explicit(c, C_DONE, memory_order_release);
-                waiter_done(sg);
-                weft__waiter_complete(w, 0);
+                finish_claimed(sg, c, C_DONE, w);
                 return 0;
             case REJECTED:
                 finish_aborted(sg, c, C_INT_RCV, w);
@@ -868,9 +873,7 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
             switch (decide(w)) {
             case CLAIMED:
                 item_copy(ch, out, w->slot);
-                atomic_store_explicit(c, C_DONE, memory_order_release);
-                waiter_done(sg);
-                weft__waiter_complete(w, 0);
+                finish_claimed(sg, c, C_DONE, w);
                 expand_buffer(ch, o->h);
                 return 0;
             case REJECTED:

@@ -18,8 +18,9 @@
 static weft__ctx main_ctx, bounce_ctx;
 static volatile long bounces;
 
-static _Noreturn void bounce(void)
+static _Noreturn void bounce(void *arg)
 {
+    (void)arg;
     for (;;) {
         bounces++;
         weft__ctx_switch(&bounce_ctx, &main_ctx);
@@ -30,17 +31,7 @@ static void raw_switch(long n)
 {
     size_t sz = 64 * 1024;
     char *stk = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    uintptr_t top = ((uintptr_t)(stk + sz)) & ~(uintptr_t)15;
-#if defined(__x86_64__)
-    /* The resume address lies at sp; resuming leaves rsp = top - 8, as after
-     * a call (8 mod 16), which is what bounce's prologue expects. */
-    uintptr_t *slot = (uintptr_t *)(top - 16);
-    *slot = (uintptr_t)bounce;
-    bounce_ctx.sp = slot;
-#else
-    bounce_ctx.sp = (void *)top;
-    bounce_ctx.regs[(WEFT_CTX_PC - 8) / 8] = (uint64_t)(uintptr_t)bounce;
-#endif
+    weft__ctx_make(&bounce_ctx, (uintptr_t)(stk + sz), bounce, NULL);
     weft__ctx_switch(&main_ctx, &bounce_ctx); /* warm up */
     bench_clock c = bench_start();
     for (long i = 0; i < n; i++) weft__ctx_switch(&main_ctx, &bounce_ctx);

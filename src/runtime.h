@@ -183,7 +183,4 @@ static inline bool weft__cancelled(void)
 /* Fires the expired timers of w (its own heap only). */
 void weft__timers_run(weft__worker *w, uint64_t now);
 
-/* Sanitizer-aware switch between contexts on the same worker. */
-void weft__switch(weft__worker *w, weft__ctx *from, weft_task *to, bool from_exits);
-
 #endif

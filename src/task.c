@@ -57,8 +57,12 @@ _Static_assert(offsetof(weft__ctx, sp) == WEFT_CTX_SP, "ctx sp offset");
 _Static_assert(offsetof(weft__ctx, regs) == 8, "ctx register block offset");
 _Static_assert(sizeof(weft__ctx) == WEFT_CTX_SIZE, "ctx size");
 
-void weft__ctx_entry(void); /* switch_<arch>.S */
-_Noreturn void weft__task_main(weft_task *t);
+#if defined(__x86_64__)
+_Static_assert(WEFT_CTX_RBP == 8 && WEFT_CTX_PC == 16 && WEFT_CTX_FN == 24 && WEFT_CTX_ARG == 32,
+               "x86-64 ctx word order");
+#endif
+
+_Noreturn void weft__task_main(void *arg);
 
 int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, bool detached,
                    weft_task **out)
@@ -76,9 +80,9 @@ int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, boo
     t->group = NULL;
     weft__cctx_init(&t->cctx);
     t->cctx.task = t;
-    /* The first frame starts just below the task struct, 16-byte aligned as
-     * weft__ctx_entry expects; t is weft__task_main's argument. */
-    weft__ctx_make(&t->ctx, (uintptr_t)t - 16, weft__ctx_entry, (uintptr_t)t);
+    /* The first frame starts just below the task struct, 16-byte aligned;
+     * t is weft__task_main's argument. */
+    weft__ctx_make(&t->ctx, (uintptr_t)t - 16, weft__task_main, t);
 #ifdef WEFT_ASAN
     t->asan_fake = NULL;
 #endif
@@ -142,8 +146,9 @@ static void task_finished(weft__worker *w)
                           memory_order_release);
 }
 
-_Noreturn void weft__task_main(weft_task *t)
+_Noreturn void weft__task_main(void *arg)
 {
+    weft_task *t = arg;
 #ifdef WEFT_ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif

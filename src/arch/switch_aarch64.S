@@ -1,7 +1,8 @@
 /*
  * AArch64 (AAPCS64) context switch: saves x19-x29, d8-d15, sp and the resume
- * address (x30 at the call); resumes the target with br, not ret.  Built only
- * on aarch64 machines; offsets from ctx.h, checked in task.c.
+ * address (x30 at the call); resumes the target with br, not ret.  A fresh
+ * context starts in weft__ctx_entry, which calls x19 with x20 as argument.
+ * Built only on aarch64 machines; offsets from ctx.h, checked in task.c.
  */
 #include "ctx.h"
 
@@ -53,8 +54,8 @@ weft__ctx_jump:
 weft__ctx_entry:
     mov x29, #0
     mov x30, #0
-    mov x0, x19
-    bl weft__task_main
+    mov x0, x20                    /* the argument (weft__ctx_make) */
+    blr x19                        /* the function; it never returns */
     brk #0
     .size weft__ctx_entry, .-weft__ctx_entry
 

@@ -120,7 +120,12 @@ weft__worker *weft__worker_self(void)
 
 /* --- switching ---------------------------------------------------------- */
 
-void weft__switch(weft__worker *w, weft__ctx *from, weft_task *to, bool from_exits)
+/* Sanitizer-aware switch between contexts on the same worker.  Inline at
+ * both callers: the switch resumes at a label in its caller's
+ * frame (arch/ctx.h), and a call around it would unbalance the return-stack
+ * predictor again. */
+static inline __attribute__((always_inline)) void weft__switch(weft__worker *w, weft__ctx *from,
+                                                                weft_task *to, bool from_exits)
 {
     const weft__ctx *target = to ? &to->ctx : &w->sched_ctx;
 #ifdef WEFT_ASAN

@@ -122,6 +122,20 @@ static void free_runtime(weft_runtime *rt)
     free(rt);
 }
 
+/* Zeroed memory starting on a cache line.  The runtime and worker structs
+ * keep their hot fields on lines of their own (_Alignas members), which
+ * only holds if the block itself is line-aligned; calloc's 16 bytes put
+ * rt->cancelled, read by every lock and channel call, on the line where
+ * idle workers count themselves in and out (measured: a third of a
+ * contended lock benchmark's samples on that one load). */
+static void *zalloc_lines(size_t size)
+{
+    size = (size + WEFT_CACHELINE - 1) & ~(size_t)(WEFT_CACHELINE - 1);
+    void *p = aligned_alloc(WEFT_CACHELINE, size);
+    if (p) memset(p, 0, size);
+    return p;
+}
+
 int weft_runtime_create(weft_runtime **out, const weft_options *opt_in)
 {
     if (!out) return EINVAL;
@@ -137,9 +151,9 @@ int weft_runtime_create(weft_runtime **out, const weft_options *opt_in)
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         n = c > 0 ? (unsigned)(c < MAX_WORKERS ? c : MAX_WORKERS) : 1;
     }
-    weft_runtime *rt = calloc(1, sizeof *rt);
+    weft_runtime *rt = zalloc_lines(sizeof *rt);
     if (!rt) return ENOMEM;
-    rt->workers = calloc(n, sizeof *rt->workers);
+    rt->workers = zalloc_lines(n * sizeof *rt->workers);
     if (!rt->workers) {
         free(rt);
         return ENOMEM;

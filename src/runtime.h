@@ -107,9 +107,13 @@ typedef struct weft__worker {
 } weft__worker;
 
 struct weft_runtime {
+    /* First line: read by every checkpoint, written (cancelled, stopping)
+     * once each at shutdown.  The block is line-aligned (runtime.c). */
     weft_options opt;
     unsigned nworkers;
     weft__worker *workers;
+    _Atomic bool cancelled;                           /* atomic: destroy has begun */
+    _Atomic bool stopping;                            /* atomic: workers must exit */
     weft__inject inject;
     weft__stack_pool stack_pool;
     _Alignas(WEFT_CACHELINE) _Atomic int nr_spinning; /* atomic: workers looking for work */
@@ -117,9 +121,9 @@ struct weft_runtime {
     pthread_mutex_t idle_lock;
     weft__worker *idle_list;                          /* guarded by idle_lock */
     _Alignas(WEFT_CACHELINE) _Atomic uint64_t spawned_outside; /* atomic: by non-workers */
-    _Atomic bool cancelled;                           /* atomic: destroy has begun */
-    _Atomic bool stopping;                            /* atomic: workers must exit */
 };
+_Static_assert(offsetof(struct weft_runtime, stopping) < WEFT_CACHELINE,
+               "the runtime's read-mostly fields share its first line");
 
 /* Whether context c (a task's or a pthread's) is cancelled: its runtime is
  * shutting down, or its innermost cancel node is effectively cancelled. */

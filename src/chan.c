@@ -116,6 +116,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blk.h"
 #include "rcu.h"
 #include "runtime.h"
 #include "weft/chan.h"
@@ -149,6 +150,7 @@ enum {
 #define SEG_RETIRED ((int64_t)1 << 40)
 typedef struct seg {
     uint64_t id;
+    size_t bytes; /* as allocated (blk.c) */
     _Atomic(struct seg *) next;
     struct rcu_head rcu;
     _Alignas(64) _Atomic int64_t waiters;
@@ -257,17 +259,18 @@ size_t weft__chan_segments_live(void)
 static void seg_free(seg *sg)
 {
     atomic_fetch_sub_explicit(&segs_live, 1, memory_order_relaxed);
-    free(sg);
+    weft__blk_free(sg, sg->bytes);
 }
 
 static seg *seg_new(chan *ch, uint64_t id)
 {
-    seg *sg = NULL;
-    size_t bytes = sizeof *sg + seg_cells(ch) * ch->stride;
-    if (posix_memalign((void **)&sg, 64, bytes)) return NULL;
+    size_t bytes = sizeof(seg) + seg_cells(ch) * ch->stride;
+    seg *sg = weft__blk_alloc(bytes);
+    if (!sg) return NULL;
     atomic_fetch_add_explicit(&segs_live, 1, memory_order_relaxed);
     memset(sg, 0, bytes);
     sg->id = id;
+    sg->bytes = bytes;
     atomic_init(&sg->waiters, 0);
     atomic_init(&sg->next, NULL);
     return sg;
@@ -942,14 +945,18 @@ int weft_chan_try_recv(weft_rx *rx, void *item)
  * (its `seen` hint is written by its callers; two handles on one line
  * would ping-pong it).  Its fields are its first 24 bytes and the block is
  * HANDLE_BYTES long, so the next block's fields start a line further on.
- * Plain calloc: aligned_alloc costs several times more, and skynet through
- * channels opens a channel (two handles) per task. */
+ * From the per-thread block caches (blk.c): skynet through channels opens
+ * a channel (two handles) per task. */
 static void *handle_alloc(void)
 {
     _Static_assert(sizeof(weft_tx) + 64 <= HANDLE_BYTES && sizeof(weft_rx) + 64 <= HANDLE_BYTES,
                    "a line between two handles' fields");
-    return calloc(1, HANDLE_BYTES);
+    void *h = weft__blk_alloc(HANDLE_BYTES);
+    if (h) memset(h, 0, HANDLE_BYTES);
+    return h;
 }
+
+#define CHAN_BYTES ((sizeof(chan) + 63) & ~(size_t)63)
 
 int weft_chan_open(weft_tx **tx, weft_rx **rx, size_t capacity, size_t item_size,
                    const weft_chan_options *opt)
@@ -957,7 +964,7 @@ int weft_chan_open(weft_tx **tx, weft_rx **rx, size_t capacity, size_t item_size
     if (!tx || !rx || item_size == 0 || item_size > 65536 ||
         (capacity != WEFT_UNBOUNDED && capacity > (1ull << 40)))
         return EINVAL;
-    chan *ch = aligned_alloc(64, (sizeof(chan) + 63) & ~(size_t)63);
+    chan *ch = weft__blk_alloc(CHAN_BYTES);
     weft_tx *t = handle_alloc();
     weft_rx *r = handle_alloc();
     if (!ch || !t || !r) goto oom;
@@ -992,9 +999,9 @@ int weft_chan_open(weft_tx **tx, weft_rx **rx, size_t capacity, size_t item_size
     *rx = r;
     return 0;
 oom:
-    free(ch);
-    free(t);
-    free(r);
+    weft__blk_free(ch, CHAN_BYTES);
+    weft__blk_free(t, HANDLE_BYTES);
+    weft__blk_free(r, HANDLE_BYTES);
     return ENOMEM;
 }
 
@@ -1151,7 +1158,7 @@ static void chan_release(chan *ch)
         seg_free(sg);
         sg = n;
     }
-    free(ch);
+    weft__blk_free(ch, CHAN_BYTES);
 }
 
 /* After the close: h's memory goes (h is the first member of weft_tx and
@@ -1159,7 +1166,7 @@ static void chan_release(chan *ch)
 static void handle_free(handle *h)
 {
     chan *ch = h->ch;
-    free(h);
+    weft__blk_free(h, HANDLE_BYTES);
     chan_release(ch);
 }
 

@@ -25,6 +25,16 @@
  *     (Rejected: reclaiming them with liburcu QSBR.  Deques grow only a few
  *     times in a runtime's life; deferring frees to destroy costs less memory
  *     than a grace-period machinery costs code on the steal path.)
+ *  6. top_seen, the owner's own copy of a top it read (in take, or in push
+ *     when the array looked full), is never above top (invariant 1), so
+ *     bottom - top_seen never underestimates the size: push re-reads top
+ *     only when the array looks full by it, and the owner's size and peek
+ *     never read top at all.  Lê et al.'s push reads top (acquire) every
+ *     time; top_seen came from such a read, so the slot push overwrites
+ *     (index b - capacity < top_seen) was stolen before that read, and the
+ *     thief's read of it happens before the overwrite, as in their proof.
+ *     (With a thief stealing while the owner spawns, the per-push read of
+ *     top was a cache miss each time.)
  *
  * Ordering: take stores bottom then loads top with a seq_cst fence between;
  * steal loads top then bottom with a seq_cst fence between.  This is the
@@ -52,6 +62,7 @@ int weft__dq_init(weft__deque *q, size_t capacity_log2)
     atomic_init(&q->top, 0);
     atomic_init(&q->bottom, 0);
     atomic_init(&q->array, a);
+    q->top_seen = 0;
     return 0;
 }
 
@@ -83,11 +94,16 @@ static weft__dq_array *dq_grow(weft__deque *q, weft__dq_array *a, int64_t t, int
 int weft__dq_push(weft__deque *q, void *x)
 {
     int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
-    int64_t t = atomic_load_explicit(&q->top, memory_order_acquire);
     weft__dq_array *a = atomic_load_explicit(&q->array, memory_order_relaxed);
-    if (WEFT_UNLIKELY(b - t > a->mask)) {
-        a = dq_grow(q, a, t, b);
-        if (!a) return ENOMEM;
+    /* Invariant 6: a full-looking array by the remembered top is only then
+     * checked against the real one. */
+    if (WEFT_UNLIKELY(b - q->top_seen > a->mask)) {
+        int64_t t = atomic_load_explicit(&q->top, memory_order_acquire);
+        q->top_seen = t;
+        if (b - t > a->mask) {
+            a = dq_grow(q, a, t, b);
+            if (!a) return ENOMEM;
+        }
     }
     atomic_store_explicit(&a->slot[b & a->mask], x, memory_order_relaxed);
     /* release: publishes the entry (and the task it points to) before the new
@@ -107,6 +123,7 @@ void *weft__dq_take(weft__deque *q)
      * fence in steal() (invariant 4). */
     atomic_thread_fence(memory_order_seq_cst);
     int64_t t = atomic_load_explicit(&q->top, memory_order_relaxed);
+    q->top_seen = t;
     void *x = WEFT__DQ_EMPTY;
     if (t <= b) {
         x = atomic_load_explicit(&a->slot[b & a->mask], memory_order_relaxed);

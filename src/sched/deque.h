@@ -26,6 +26,7 @@ typedef struct weft__deque {
     _Alignas(WEFT_CACHELINE) _Atomic int64_t top;    /* thieves CAS it */
     _Alignas(WEFT_CACHELINE) _Atomic int64_t bottom; /* owner writes it */
     _Atomic(weft__dq_array *) array;                 /* owner replaces it */
+    int64_t top_seen; /* owner only: a value of top it read (invariant 6) */
 } weft__deque;
 
 #define WEFT__DQ_EMPTY ((void *)0)
@@ -47,12 +48,20 @@ static inline int64_t weft__dq_size(weft__deque *q)
     return b - t;
 }
 
+/* Owner: an upper bound of the size, without reading top (which thieves
+ * write: a load of it is a cache miss whenever one has stolen since).
+ * Never an underestimate: top only grows (invariant 6). */
+static inline int64_t weft__dq_size_owner(weft__deque *q)
+{
+    return atomic_load_explicit(&q->bottom, memory_order_relaxed) - q->top_seen;
+}
+
 /* Owner: the entry the next take would return, or NULL; a guess (a thief
  * may take it first), for prefetching only: never dereference it. */
 static inline void *weft__dq_peek(weft__deque *q)
 {
     int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed) - 1;
-    if (b < atomic_load_explicit(&q->top, memory_order_relaxed)) return NULL;
+    if (b < q->top_seen) return NULL;
     weft__dq_array *a = atomic_load_explicit(&q->array, memory_order_relaxed);
     return atomic_load_explicit(&a->slot[b & a->mask], memory_order_relaxed);
 }

@@ -204,15 +204,16 @@ static weft_task *local_next(weft__worker *w)
             return t;
         }
     }
-    if ((t = w->next) && (w->next_streak < NEXT_MAX || weft__dq_size(&w->dq) <= 0)) {
+    if ((t = w->next) && (w->next_streak < NEXT_MAX || weft__dq_size_owner(&w->dq) <= 0)) {
         w->next = NULL;
         w->next_streak++;
         return t;
     }
     w->next_streak = 0;
     /* The owner's size is never an underestimate (top only grows), so an
-     * empty deque is ruled out without take()'s seq_cst fence. */
-    if (weft__dq_size(&w->dq) > 0 && (t = weft__dq_take(&w->dq))) {
+     * empty deque is ruled out without take()'s seq_cst fence, and without
+     * reading top (deque.c, invariant 6). */
+    if (weft__dq_size_owner(&w->dq) > 0 && (t = weft__dq_take(&w->dq))) {
         /* Draining many parked-then-woken tasks (a cancel storm) misses on
          * each: start on the next one while this one runs. */
         weft_task *after = weft__dq_peek(&w->dq);

@@ -38,6 +38,24 @@
 #include "blk.h"
 #include "internal.h"
 
+static size_t round_size(size_t size)
+{
+    return (size + 63) & ~(size_t)63;
+}
+
+#ifdef WEFT_ASAN
+void *weft__blk_alloc(size_t size)
+{
+    return aligned_alloc(64, round_size(size));
+}
+
+void weft__blk_free(void *p, size_t size)
+{
+    (void)size;
+    free(p);
+}
+#else
+
 #define BLK_CLASSES 4
 #define BLK_DEPTH 16
 #define BLK_MAX 4096
@@ -52,11 +70,6 @@ static _Thread_local blk_class tls_cache[BLK_CLASSES] __attribute__((tls_model("
 static _Thread_local bool tls_registered __attribute__((tls_model("initial-exec")));
 static pthread_key_t blk_key;
 static pthread_once_t blk_once = PTHREAD_ONCE_INIT;
-
-static size_t round_size(size_t size)
-{
-    return (size + 63) & ~(size_t)63;
-}
 
 static void cache_drain(void *arg)
 {
@@ -74,18 +87,6 @@ static void key_make(void)
     WEFT_CHECK(pthread_key_create(&blk_key, cache_drain));
 }
 
-#ifdef WEFT_ASAN
-void *weft__blk_alloc(size_t size)
-{
-    return aligned_alloc(64, round_size(size));
-}
-
-void weft__blk_free(void *p, size_t size)
-{
-    (void)size;
-    free(p);
-}
-#else
 void *weft__blk_alloc(size_t size)
 {
     size = round_size(size);

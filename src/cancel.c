@@ -105,6 +105,41 @@ void weft__cctx_init(weft__cctx *c)
     weft__node_init(&c->root, WEFT__NK_ROOT, c);
 }
 
+/* Stores v into lv unless it holds v already. */
+#define SET_IF_DIFFERENT(lv, v)                                                 \
+    do {                                                                        \
+        if ((lv) != (v)) (lv) = (v);                                            \
+    } while (0)
+
+void weft__cctx_reinit(weft__cctx *c, struct weft_task *task)
+{
+    /* The same end state as weft__cctx_init plus c->task = task, writing only
+     * what differs.  A finished task leaves its context clean (no scope, no
+     * held lock, no waiter, no child; flags stay 0 unless it was cancelled),
+     * so a spawn on a recycled stack usually writes nothing here and these
+     * two lines stay shared with the worker that ran the last task on it;
+     * a store would pull them over on every spawn (the 2-worker spawn_join
+     * spawns on one worker and runs on the other). */
+    SET_IF_DIFFERENT(c->scope, NULL);
+    SET_IF_DIFFERENT(c->task, task);
+    SET_IF_DIFFERENT(c->held, NULL);
+    if (atomic_load_explicit(&c->waiter, memory_order_relaxed) != NULL)
+        atomic_store_explicit(&c->waiter, NULL, memory_order_relaxed);
+    weft__cnode *n = &c->root;
+    if (atomic_load_explicit(&n->flags, memory_order_relaxed) != 0)
+        atomic_store_explicit(&n->flags, 0, memory_order_relaxed);
+    if (atomic_load_explicit(&n->lock, memory_order_relaxed))
+        atomic_store_explicit(&n->lock, false, memory_order_relaxed);
+    SET_IF_DIFFERENT(n->kind, WEFT__NK_ROOT);
+    SET_IF_DIFFERENT(n->parent, NULL);
+    SET_IF_DIFFERENT(n->child, NULL);
+    SET_IF_DIFFERENT(n->next, NULL);
+    SET_IF_DIFFERENT(n->prev, NULL);
+    SET_IF_DIFFERENT(n->dnext, NULL);
+    SET_IF_DIFFERENT(n->shards, NULL);
+    SET_IF_DIFFERENT(n->ctx, c);
+}
+
 static _Thread_local weft__cctx tls_ctx;
 static _Thread_local bool tls_ready;
 

@@ -67,6 +67,9 @@ typedef struct weft__scope {
 
 /* Initialises a context's root node (parent NULL). */
 void weft__cctx_init(weft__cctx *c);
+/* Leaves c as weft__cctx_init would, with c->task = task, storing only the
+ * fields that differ (a recycled task's context: see cancel.c). */
+void weft__cctx_reinit(weft__cctx *c, struct weft_task *task);
 /* The calling plain pthread's context (thread-local, set up on first use). */
 weft__cctx *weft__cctx_thread(void);
 /* The calling task's or pthread's context. */

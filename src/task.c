@@ -78,8 +78,7 @@ int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, boo
     atomic_init(&t->joiner, detached ? WEFT__JOIN_DETACHED : NULL);
     t->link = NULL;
     t->group = NULL;
-    weft__cctx_init(&t->cctx);
-    t->cctx.task = t;
+    weft__cctx_reinit(&t->cctx, t);
     /* The first frame starts just below the task struct, 16-byte aligned;
      * t is weft__task_main's argument. */
     weft__ctx_make(&t->ctx, (uintptr_t)t - 16, weft__task_main, t);

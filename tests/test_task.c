@@ -3,6 +3,8 @@
  * shutdown, and bad input. */
 #include <errno.h>
 #include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "helpers.h"
@@ -253,6 +255,66 @@ static int migrate(void *arg)
 Test(task, current_task_is_stable_across_switches_and_migration, .timeout = 30)
 {
     cr_assert_eq(run_on(4, migrate, NULL), 0);
+}
+
+/* Many integer, double and long double values live across each switch: the
+ * switch (inline assembly, arch/ctx.h) must leave every one as it was while
+ * other tasks ran the same code with other values in the same registers.
+ * The result with yields must equal the result computed without. */
+static volatile int no_yield;
+static uint64_t mix(uint64_t seed, bool yields)
+{
+    uint64_t a = seed, b = seed * 3 + 1, c = seed ^ 0x9e3779b97f4a7c15u, d = seed << 7,
+             e = ~seed, f = seed * seed, g = seed + 12345, h = seed >> 3;
+    double x0 = (double)(seed & 1023), x1 = x0 * 0.5 + 1, x2 = x0 / 3 + 2, x3 = x0 * 1.25 + 3,
+           x4 = x0 - 7, x5 = x0 * x0 / 1000, x6 = 1 / (x0 + 1), x7 = x0 + 0.125;
+    long double z = (long double)(seed & 4095) / 7.0L;
+    for (int r = 0; r < 100; r++) {
+        a = a * 6364136223846793005u + 1442695040888963407u;
+        b ^= a >> 13;
+        c += b * 31;
+        d = (d << 5) ^ (d >> 59) ^ c;
+        e -= d;
+        f ^= e * 3;
+        g += f >> 11;
+        h ^= g + a;
+        x0 = x0 * 0.75 + (double)(a & 255);
+        x1 = x1 * 0.5 + x0;
+        x2 = x2 * 0.25 + x1;
+        x3 = x3 * 0.125 + x2;
+        x4 = x4 * 0.5 - x3 / 8;
+        x5 = x5 * 0.25 + x4 / 16;
+        x6 = x6 * 0.5 + x5;
+        x7 = x7 * 0.5 + x6 - x0 / 4;
+        z = z * 0.5L + (long double)(h & 1023);
+        if (yields && !no_yield) weft_yield();
+    }
+    return a ^ b ^ c ^ d ^ e ^ f ^ g ^ h ^ (uint64_t)(x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7) ^
+           (uint64_t)(z * 1024);
+}
+
+static int mixer(void *arg)
+{
+    uint64_t seed = (uint64_t)(uintptr_t)arg;
+    uint64_t want = mix(seed, false);
+    cr_assert_eq(mix(seed, true), want, "task %llu: values changed across a switch",
+                 (unsigned long long)seed);
+    return 0;
+}
+
+static int mixers(void *arg)
+{
+    (void)arg;
+    weft_task *t[8];
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(weft_spawn(&t[i], mixer, (void *)(uintptr_t)(i * 7919 + 1)), 0);
+    for (int i = 0; i < 8; i++) cr_assert_eq(weft_join(t[i], NULL), 0);
+    return 0;
+}
+
+Test(task, values_live_across_switches_survive_on_1_2_4_8_workers, .timeout = 30)
+{
+    FOR_EACH_WORKERS(n) cr_assert_eq(run_on(n, mixers, NULL), 0);
 }
 
 static _Atomic int cancelled_sleepers;

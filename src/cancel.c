@@ -94,32 +94,22 @@ void weft__node_init(weft__cnode *n, uint8_t kind, weft__cctx *ctx)
     n->ctx = ctx;
 }
 
-void weft__cctx_init(weft__cctx *c)
-{
-    c->scope = NULL;
-    c->task = NULL;
-    c->held = NULL;
-    /* A store, not atomic_init: runtime shutdown may be sweeping this
-     * recycled stack's slot (it only ever finds NULL here). */
-    atomic_store_explicit(&c->waiter, NULL, memory_order_relaxed);
-    weft__node_init(&c->root, WEFT__NK_ROOT, c);
-}
-
 /* Stores v into lv unless it holds v already. */
 #define SET_IF_DIFFERENT(lv, v)                                                 \
     do {                                                                        \
         if ((lv) != (v)) (lv) = (v);                                            \
     } while (0)
 
-void weft__cctx_reinit(weft__cctx *c, struct weft_task *task)
+void weft__cctx_init(weft__cctx *c, struct weft_task *task)
 {
-    /* The same end state as weft__cctx_init plus c->task = task, writing only
-     * what differs.  A finished task leaves its context clean (no scope, no
-     * held lock, no waiter, no child; flags stay 0 unless it was cancelled),
-     * so a spawn on a recycled stack usually writes nothing here and these
-     * two lines stay shared with the worker that ran the last task on it;
-     * a store would pull them over on every spawn (the 2-worker spawn_join
-     * spawns on one worker and runs on the other). */
+    /* Writes only what differs, with stores (not atomic_init: runtime
+     * shutdown may be sweeping a recycled stack's slot; it only ever finds
+     * NULL there).  A finished task leaves its context clean (no scope, no
+     * held lock, no waiter, no child; flags stay 0 unless it was
+     * cancelled), so a spawn on a recycled stack usually writes nothing
+     * here and these two lines stay shared with the worker that ran the
+     * last task on it; a store would pull them over on every spawn (the
+     * 2-worker spawn_join spawns on one worker and runs on the other). */
     SET_IF_DIFFERENT(c->scope, NULL);
     SET_IF_DIFFERENT(c->task, task);
     SET_IF_DIFFERENT(c->held, NULL);
@@ -146,7 +136,7 @@ static _Thread_local bool tls_ready;
 weft__cctx *weft__cctx_thread(void)
 {
     if (WEFT_UNLIKELY(!tls_ready)) {
-        weft__cctx_init(&tls_ctx);
+        weft__cctx_init(&tls_ctx, NULL);
         tls_ready = true;
     }
     return &tls_ctx;

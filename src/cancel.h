@@ -65,11 +65,10 @@ typedef struct weft__scope {
     weft__reg reg;                   /* registration on token */
 } weft__scope;
 
-/* Initialises a context's root node (parent NULL). */
-void weft__cctx_init(weft__cctx *c);
-/* Leaves c as weft__cctx_init would, with c->task = task, storing only the
- * fields that differ (a recycled task's context: see cancel.c). */
-void weft__cctx_reinit(weft__cctx *c, struct weft_task *task);
+/* Makes c a fresh context of task (NULL: a plain pthread's): no scope, no
+ * held lock, no waiter, a root node with no parent.  Stores only the fields
+ * that differ (a recycled task's context: see cancel.c). */
+void weft__cctx_init(weft__cctx *c, struct weft_task *task);
 /* The calling plain pthread's context (thread-local, set up on first use). */
 weft__cctx *weft__cctx_thread(void);
 /* The calling task's or pthread's context. */

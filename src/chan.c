@@ -426,21 +426,24 @@ static void finish_aborted(seg *sg, _Atomic uintptr_t *c, uintptr_t fin, weft__w
     weft__waiter_wake(w);
 }
 
-/* A close ends the waiter found in cell c (state st): locks the cell, aborts
- * the waiter with code and finalises the cell as fin, or gives the cell back
- * when a canceller won (its unlink finalises).  False when the cell changed
+/* A close ends the waiter found in cell c (state st) if it blocked through
+ * handle only (NULL: any handle): locks the cell, aborts the waiter with
+ * code and finalises the cell as fin; otherwise, or when a canceller won
+ * (its unlink finalises), gives the cell back.  False when the cell changed
  * before the lock (the caller looks again). */
-static bool close_waiter(seg *sg, _Atomic uintptr_t *c, uintptr_t st, int code, uintptr_t fin)
+static bool close_waiter(seg *sg, _Atomic uintptr_t *c, uintptr_t st, int code, uintptr_t fin,
+                         const handle *only)
 {
     if (!atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING, memory_order_acq_rel,
                                                  memory_order_relaxed))
         return false;
+    /* CLAIMING holds the waiter: its owner cannot return and take its
+     * memory (our cell) away while we look at it. */
     weft__waiter *w = W_OF(st);
-    if (abort_held(w, code)) {
+    if ((!only || ((cwait *)w->obj)->h == only) && abort_held(w, code))
         finish_aborted(sg, c, fin, w);
-    } else {
+    else
         atomic_store_explicit(c, st, memory_order_release);
-    }
     return true;
 }
 
@@ -498,19 +501,7 @@ static void scan_waiters(chan *ch, bool (*fn)(seg *, _Atomic uintptr_t *, uintpt
 /* scan_waiters: aborts the waiter if it blocked through handle arg. */
 static bool close_if_on(seg *sg, _Atomic uintptr_t *c, uintptr_t st, void *arg)
 {
-    if (!atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING, memory_order_acq_rel,
-                                                 memory_order_relaxed))
-        return false;
-    /* CLAIMING holds the waiter: its owner cannot return and take its
-     * memory (our cell) away while we look at it. */
-    weft__waiter *w = W_OF(st);
-    cwait *cw = w->obj;
-    if (cw->h != arg || !abort_held(w, EBADF)) {
-        atomic_store_explicit(c, st, memory_order_release);
-        return true;
-    }
-    finish_aborted(sg, c, interrupted(st), w);
-    return true;
+    return close_waiter(sg, c, st, EBADF, interrupted(st), arg);
 }
 
 struct waiting {
@@ -1064,7 +1055,9 @@ static void tx_side_closed(chan *ch)
                 weft__cpu_relax();
                 continue;
             }
-            if (IS_WAITER(st) && !(st & TAG_SEND) && !close_waiter(sg, c, st, ENODATA, C_CLOSED)) continue;
+            if (IS_WAITER(st) && !(st & TAG_SEND) &&
+                !close_waiter(sg, c, st, ENODATA, C_CLOSED, NULL))
+                continue;
             break;
         }
     }
@@ -1120,7 +1113,9 @@ static void rx_side_closed(chan *ch)
                 atomic_store_explicit(c, C_DONE, memory_order_release);
                 break;
             }
-            if (IS_WAITER(st) && (st & TAG_SEND) && !close_waiter(sg, c, st, EPIPE, C_INT_SEND)) continue;
+            if (IS_WAITER(st) && (st & TAG_SEND) &&
+                !close_waiter(sg, c, st, EPIPE, C_INT_SEND, NULL))
+                continue;
             break;
         }
         if (!took) nb_add(ch, &ch->rx_nb, 1);

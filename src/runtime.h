@@ -175,14 +175,18 @@ void weft__worker_loop(weft__worker *w);
 /* Number of tasks of rt not yet finished, or a value > 0 while that cannot
  * be decided (see runtime.c, destroy step 3). */
 uint64_t weft__live_tasks(weft_runtime *rt);
-/* Whether the calling task (or thread) is cancelled: checkpoints ask this.
- * Inline (every channel and lock call asks): the task's own context is one
- * load away from the worker. */
-static inline bool weft__cancelled(void)
+/* Whether the task (or thread) running on worker w (w = weft__worker_self(),
+ * NULL off the pool) is cancelled.  Inline (every channel and lock call
+ * asks): the task's own context is one load away from the worker. */
+static inline bool weft__cancelled_from(weft__worker *w)
 {
-    weft__worker *w = weft__worker_self();
     weft_task *t = w ? w->current : NULL;
     return weft__cctx_cancelled(t ? &t->cctx : weft__cctx_thread());
+}
+/* Whether the calling task (or thread) is cancelled: checkpoints ask this. */
+static inline bool weft__cancelled(void)
+{
+    return weft__cancelled_from(weft__worker_self());
 }
 /* Fires the expired timers of w (its own heap only). */
 void weft__timers_run(weft__worker *w, uint64_t now);

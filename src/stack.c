@@ -223,7 +223,7 @@ weft_task *weft__stack_get(weft__stack_pool *p, weft__stack_cache *c)
          * spawn phase (spawn_join, alternating runs). */
         if (c->n) {
             /* The first two lines for writing; the context behind them
-             * is only read when clean (weft__cctx_reinit). */
+             * is only read when clean (weft__cctx_init). */
             const char *next = (const char *)c->slot[c->n - 1];
             _Static_assert(offsetof(weft_task, cctx) >= 128, "spawn writes the first two lines");
             __builtin_prefetch(next, 1);

@@ -78,7 +78,7 @@ int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, boo
     atomic_init(&t->joiner, detached ? WEFT__JOIN_DETACHED : NULL);
     t->link = NULL;
     t->group = NULL;
-    weft__cctx_reinit(&t->cctx, t);
+    weft__cctx_init(&t->cctx, t);
     /* The first frame starts just below the task struct, 16-byte aligned;
      * t is weft__task_main's argument. */
     weft__ctx_make(&t->ctx, (uintptr_t)t - 16, weft__task_main, t);
@@ -242,7 +242,7 @@ int weft_join(weft_task *t, int *status)
     weft__worker *wk = weft__worker_self();
     weft_task *self = wk ? wk->current : NULL;
     if (t == self) return EDEADLK;
-    if (self ? weft__cctx_cancelled(&self->cctx) : weft__cancelled()) return ECANCELED;
+    if (weft__cancelled_from(wk)) return ECANCELED;
     /* acquire: pairs with the exit side's exchanges (step 3). */
     weft__waiter *j = atomic_load_explicit(&t->joiner, memory_order_acquire);
     if (j != WEFT__JOIN_DONE) {
@@ -282,13 +282,12 @@ void weft_task_detach(weft_task *t)
 int weft_yield(void)
 {
     weft__worker *w = weft__worker_self();
+    if (weft__cancelled_from(w)) return ECANCELED;
     weft_task *self = w ? w->current : NULL;
     if (!self) {
-        if (weft__cancelled()) return ECANCELED;
         sched_yield();
         return 0;
     }
-    if (weft__cctx_cancelled(&self->cctx)) return ECANCELED;
     weft__task_switch_out(w, self, WEFT__SW_YIELD);
     return 0;
 }

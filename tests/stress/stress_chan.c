@@ -159,12 +159,7 @@ static void *th_cons(void *a) { consume(a); return NULL; }
 
 static void *canceller(void *arg)
 {
-    uint64_t rng = (uint64_t)(uintptr_t)arg;
-    while (!atomic_load_explicit(&round_stop, memory_order_relaxed)) {
-        struct timespec ts = {0, (long)(stress_rand(&rng) % 100000)};
-        nanosleep(&ts, NULL);
-        if (!stress_tokens_rotate(&toks, &rng)) break;
-    }
+    stress_tokens_churn(&toks, &round_stop, 100000, (uint64_t)(uintptr_t)arg);
     return NULL;
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <weft.h>
 
@@ -101,6 +102,18 @@ static inline bool stress_tokens_rotate(stress_tokens *p, uint64_t *rng)
     weft_token_cancel(old);
     p->retired[p->n_retired++] = old;
     return true;
+}
+
+/* A canceller thread's loop: until *stop, sleeps up to max_ns, then
+ * rotates a token (stops early once the retired list is full). */
+static inline void stress_tokens_churn(stress_tokens *p, _Atomic bool *stop, long max_ns,
+                                       uint64_t rng)
+{
+    while (!atomic_load_explicit(stop, memory_order_relaxed)) {
+        struct timespec ts = {0, (long)(stress_rand(&rng) % (uint64_t)max_ns)};
+        nanosleep(&ts, NULL);
+        if (!stress_tokens_rotate(p, &rng)) break;
+    }
 }
 
 /* Call once no canceller runs and no scope is bound any more. */

@@ -166,12 +166,7 @@ static void *thread_actor(void *arg)
  * ones are kept (a scope may still be bound to them) until the end. */
 static void *canceller(void *arg)
 {
-    uint64_t rng = (uint64_t)(uintptr_t)arg;
-    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-        struct timespec ts = {0, (long)(stress_rand(&rng) % 50000)};
-        nanosleep(&ts, NULL);
-        if (!stress_tokens_rotate(&toks, &rng)) break;
-    }
+    stress_tokens_churn(&toks, &stop, 50000, (uint64_t)(uintptr_t)arg);
     return NULL;
 }
 

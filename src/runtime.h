@@ -152,7 +152,7 @@ static inline bool weft__sched_wake_needed(weft_runtime *rt)
 {
     /* seq_cst: orders the caller's push before these loads; pairs with the
      * fence in park() (worker.c, "No lost wake-up"). */
-    atomic_thread_fence(memory_order_seq_cst);
+    weft__fence_sc();
     return atomic_load_explicit(&rt->nr_spinning, memory_order_relaxed) == 0 &&
            atomic_load_explicit(&rt->nr_idle, memory_order_relaxed) != 0;
 }

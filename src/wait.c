@@ -114,8 +114,20 @@ void weft__waiter_wake(weft__waiter *w)
 {
     weft_task *t = w->task;
     if (t) {
-        /* acq_rel: pairs with the exchange in weft__after_switch; exactly one
-         * of the two sees the other's value and enqueues the task. */
+        /* Already PARKED (the usual case: the task switched out a while
+         * ago): weft__after_switch has written park for this park, and no
+         * one else but us, the waiter's one waker (invariant 2), writes it
+         * until the task runs again, so a plain store does and the locked
+         * exchange is saved.  acquire: pairs with after_switch's exchange,
+         * so the task's switch-out happens before we enqueue it. */
+        if (atomic_load_explicit(&t->park, memory_order_acquire) == WEFT__P_PARKED) {
+            atomic_store_explicit(&t->park, WEFT__P_WOKEN, memory_order_relaxed);
+            weft__make_runnable(t);
+            return;
+        }
+        /* Still switching out.  acq_rel: pairs with the exchange in
+         * weft__after_switch; exactly one of the two sees the other's value
+         * and enqueues the task. */
         if (atomic_exchange_explicit(&t->park, WEFT__P_WOKEN, memory_order_acq_rel) ==
             WEFT__P_PARKED)
             weft__make_runnable(t);

@@ -121,7 +121,7 @@ void *weft__dq_take(weft__deque *q)
     atomic_store_explicit(&q->bottom, b, memory_order_relaxed);
     /* seq_cst: orders the bottom store before the top load; pairs with the
      * fence in steal() (invariant 4). */
-    atomic_thread_fence(memory_order_seq_cst);
+    weft__fence_sc();
     int64_t t = atomic_load_explicit(&q->top, memory_order_relaxed);
     q->top_seen = t;
     void *x = WEFT__DQ_EMPTY;
@@ -144,7 +144,7 @@ void *weft__dq_steal(weft__deque *q)
 {
     int64_t t = atomic_load_explicit(&q->top, memory_order_acquire);
     /* seq_cst: pairs with the fence in take() (invariant 4). */
-    atomic_thread_fence(memory_order_seq_cst);
+    weft__fence_sc();
     int64_t b = atomic_load_explicit(&q->bottom, memory_order_acquire);
     if (t >= b) return WEFT__DQ_EMPTY;
     /* acquire (Lê et al. use consume): the array's entries as published by

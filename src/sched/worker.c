@@ -40,7 +40,8 @@
  *     exchanges second sees the other's value and enqueues the task, so a
  *     wake-up that arrives while the task is still switching out is neither
  *     lost nor acted on twice, and no task is resumed before it is fully
- *     switched out.
+ *     switched out.  A waker that already reads PARKED (acquire) has no one
+ *     to race (a waiter has one waker) and stores WOKEN plainly (wait.c).
  *
  * No lost wake-up (submit versus park).  A submitter makes t runnable (a
  * deque push or injector enqueue), then, after a seq_cst fence, reads
@@ -347,7 +348,7 @@ void weft__sched_wake_slow(weft_runtime *rt)
             return;
         }
         atomic_fetch_sub_explicit(&rt->nr_spinning, 1, memory_order_seq_cst);
-        atomic_thread_fence(memory_order_seq_cst);
+        weft__fence_sc();
         if (!work_visible(rt) || !weft__sched_wake_needed(rt)) return;
     }
 }
@@ -363,7 +364,7 @@ static void stop_spinning(weft__worker *w)
      * and wakes a worker itself.  So wake one only if work is waiting: Go
      * wakes unconditionally, which here cost a futex wake and a park per
      * task posted to an otherwise idle runtime. */
-    atomic_thread_fence(memory_order_seq_cst);
+    weft__fence_sc();
     if (work_visible(w->rt)) weft__sched_wake_one(w->rt);
 }
 
@@ -456,7 +457,7 @@ static void park(weft__worker *w)
         atomic_fetch_sub_explicit(&rt->nr_spinning, 1, memory_order_seq_cst);
     }
     /* seq_cst: pairs with the fence in weft__sched_wake_one. */
-    atomic_thread_fence(memory_order_seq_cst);
+    weft__fence_sc();
     bool stop = atomic_load_explicit(&rt->stopping, memory_order_relaxed);
     if (!stop && !work_visible(rt)) {
         uint64_t next = atomic_load_explicit(&w->timers.next, memory_order_relaxed);

@@ -453,7 +453,7 @@ static void cell_unlink(weft__waiter *w)
     cwait *cw = w->obj;
     uintptr_t mine = (uintptr_t)w | cw->tag;
     /* seq_cst: Dekker with the owner's install then state check. */
-    atomic_thread_fence(memory_order_seq_cst);
+    weft__fence_sc();
     for (;;) {
         uintptr_t st = atomic_load_explicit(cw->cell, memory_order_seq_cst);
         if ((st & ~TAG_EB) == mine) {

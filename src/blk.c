@@ -38,15 +38,10 @@
 #include "blk.h"
 #include "internal.h"
 
-static size_t round_size(size_t size)
-{
-    return (size + 63) & ~(size_t)63;
-}
-
 #ifdef WEFT_ASAN
 void *weft__blk_alloc(size_t size)
 {
-    return aligned_alloc(64, round_size(size));
+    return aligned_alloc(64, WEFT__LINES(size));
 }
 
 void weft__blk_free(void *p, size_t size)
@@ -89,7 +84,7 @@ static void key_make(void)
 
 void *weft__blk_alloc(size_t size)
 {
-    size = round_size(size);
+    size = WEFT__LINES(size);
     for (unsigned c = 0; c < BLK_CLASSES; c++) {
         blk_class *k = &tls_cache[c];
         if (k->size == size && k->n) return k->slot[--k->n];
@@ -100,7 +95,7 @@ void *weft__blk_alloc(size_t size)
 void weft__blk_free(void *p, size_t size)
 {
     if (!p) return;
-    size = round_size(size);
+    size = WEFT__LINES(size);
     if (size <= BLK_MAX) {
         blk_class *spare = NULL;
         for (unsigned c = 0; c < BLK_CLASSES; c++) {

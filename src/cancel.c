@@ -94,10 +94,16 @@ void weft__node_init(weft__cnode *n, uint8_t kind, weft__cctx *ctx)
     n->ctx = ctx;
 }
 
-/* Stores v into lv unless it holds v already. */
+/* Stores v into lv unless it holds v already (the second: an atomic, with
+ * relaxed loads and stores). */
 #define SET_IF_DIFFERENT(lv, v)                                                 \
     do {                                                                        \
         if ((lv) != (v)) (lv) = (v);                                            \
+    } while (0)
+#define SET_ATOMIC_IF_DIFFERENT(a, v)                                           \
+    do {                                                                        \
+        if (atomic_load_explicit(&(a), memory_order_relaxed) != (v))            \
+            atomic_store_explicit(&(a), (v), memory_order_relaxed);             \
     } while (0)
 
 void weft__cctx_init(weft__cctx *c, struct weft_task *task)
@@ -113,13 +119,10 @@ void weft__cctx_init(weft__cctx *c, struct weft_task *task)
     SET_IF_DIFFERENT(c->scope, NULL);
     SET_IF_DIFFERENT(c->task, task);
     SET_IF_DIFFERENT(c->held, NULL);
-    if (atomic_load_explicit(&c->waiter, memory_order_relaxed) != NULL)
-        atomic_store_explicit(&c->waiter, NULL, memory_order_relaxed);
+    SET_ATOMIC_IF_DIFFERENT(c->waiter, NULL);
     weft__cnode *n = &c->root;
-    if (atomic_load_explicit(&n->flags, memory_order_relaxed) != 0)
-        atomic_store_explicit(&n->flags, 0, memory_order_relaxed);
-    if (atomic_load_explicit(&n->lock, memory_order_relaxed))
-        atomic_store_explicit(&n->lock, false, memory_order_relaxed);
+    SET_ATOMIC_IF_DIFFERENT(n->flags, 0);
+    SET_ATOMIC_IF_DIFFERENT(n->lock, false);
     SET_IF_DIFFERENT(n->kind, WEFT__NK_ROOT);
     SET_IF_DIFFERENT(n->parent, NULL);
     SET_IF_DIFFERENT(n->child, NULL);

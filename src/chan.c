@@ -947,7 +947,7 @@ static void *handle_alloc(void)
     return h;
 }
 
-#define CHAN_BYTES ((sizeof(chan) + 63) & ~(size_t)63)
+#define CHAN_BYTES WEFT__LINES(sizeof(chan))
 
 int weft_chan_open(weft_tx **tx, weft_rx **rx, size_t capacity, size_t item_size,
                    const weft_chan_options *opt)

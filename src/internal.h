@@ -18,6 +18,8 @@
 #define WEFT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define WEFT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define WEFT_CACHELINE 64
+/* n rounded up to whole cache lines (a constant expression when n is). */
+#define WEFT__LINES(n) (((size_t)(n) + WEFT_CACHELINE - 1) & ~(size_t)(WEFT_CACHELINE - 1))
 #define WEFT_HIDDEN __attribute__((visibility("hidden")))
 
 #if defined(__SANITIZE_ADDRESS__)

@@ -130,7 +130,7 @@ static void free_runtime(weft_runtime *rt)
  * contended lock benchmark's samples on that one load). */
 static void *zalloc_lines(size_t size)
 {
-    size = (size + WEFT_CACHELINE - 1) & ~(size_t)(WEFT_CACHELINE - 1);
+    size = WEFT__LINES(size);
     void *p = aligned_alloc(WEFT_CACHELINE, size);
     if (p) memset(p, 0, size);
     return p;

@@ -147,14 +147,20 @@ void weft__make_runnable_from(weft__worker *w, weft_task *t);
 void weft__task_switch_out(weft__worker *w, weft_task *self, int action);
 /* Finishes whatever the context that switched to us asked (see prev_action). */
 void weft__after_switch(weft__worker *w);
+/* Whether a worker is idle and none spins, for a caller that has already
+ * issued the seq_cst fence ordering its push before these loads. */
+static inline bool weft__sched_wake_wanted(weft_runtime *rt)
+{
+    return atomic_load_explicit(&rt->nr_spinning, memory_order_relaxed) == 0 &&
+           atomic_load_explicit(&rt->nr_idle, memory_order_relaxed) != 0;
+}
 /* Wakes one idle worker if no worker is spinning (Go's wakep). */
 static inline bool weft__sched_wake_needed(weft_runtime *rt)
 {
     /* seq_cst: orders the caller's push before these loads; pairs with the
      * fence in park() (worker.c, "No lost wake-up"). */
     weft__fence_sc();
-    return atomic_load_explicit(&rt->nr_spinning, memory_order_relaxed) == 0 &&
-           atomic_load_explicit(&rt->nr_idle, memory_order_relaxed) != 0;
+    return weft__sched_wake_wanted(rt);
 }
 void weft__sched_wake_slow(weft_runtime *rt);
 /* Inline: every spawn comes here, and almost always returns at once. */

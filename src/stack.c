@@ -69,7 +69,7 @@
 
 static size_t task_offset(void)
 {
-    return (sizeof(weft_task) + 63) & ~(size_t)63;
+    return WEFT__LINES(sizeof(weft_task));
 }
 
 int weft__stack_pool_init(weft__stack_pool *p, size_t stack_size, size_t guard_budget)

@@ -348,8 +348,8 @@ void weft__sched_wake_slow(weft_runtime *rt)
             return;
         }
         atomic_fetch_sub_explicit(&rt->nr_spinning, 1, memory_order_seq_cst);
-        weft__fence_sc();
-        if (!work_visible(rt) || !weft__sched_wake_needed(rt)) return;
+        weft__fence_sc(); /* orders the decrement before both looks */
+        if (!work_visible(rt) || !weft__sched_wake_wanted(rt)) return;
     }
 }
 
@@ -365,7 +365,7 @@ static void stop_spinning(weft__worker *w)
      * wakes unconditionally, which here cost a futex wake and a park per
      * task posted to an otherwise idle runtime. */
     weft__fence_sc();
-    if (work_visible(w->rt)) weft__sched_wake_one(w->rt);
+    if (work_visible(w->rt) && weft__sched_wake_wanted(w->rt)) weft__sched_wake_slow(w->rt);
 }
 
 /* --- timers ------------------------------------------------------------- */

@@ -174,6 +174,106 @@ Test(sync, task_waiters_are_served_fifo, .timeout = 10)
     for (size_t i = 0; i < 3; i++) cr_assert_eq(run_on(sync_workers[i], task_waiters_fifo, NULL), 0);
 }
 
+/* ---- lock: contention before queueing (sync.c, lock_contend) ----------- */
+
+/* On one worker the interleaving is deterministic: a yield runs the other
+ * task until it yields back. */
+static size_t lock_waiting(weft_lock *l)
+{
+    struct weft_lock_stats st;
+    cr_assert_eq(weft_lock_stats(l, &st), 0);
+    return st.tasks_waiting;
+}
+
+static int contender_takes_freed_lock_unqueued(void *arg)
+{
+    (void)arg;
+    weft_lock l;
+    weft_lock_init(&l);
+    int order[1];
+    _Atomic int n = 0;
+    struct queued q = {&l, 0, order, &n, -1};
+    weft_task *t;
+    cr_assert_eq(weft_lock_acquire(&l), 0);
+    cr_assert_eq(weft_spawn(&t, lock_waiter, &q), 0);
+    cr_assert_eq(weft_yield(), 0); /* t finds l owned and yields back */
+    cr_assert_eq(atomic_load(&n), 0);
+    cr_assert_eq(lock_waiting(&l), 0, "a contender yields before it queues");
+    cr_assert_eq(weft_lock_release(&l), 0);
+    cr_assert_eq(lock_waiting(&l), 0);
+    cr_assert_eq(weft_join(t, NULL), 0);
+    cr_assert_eq(q.rc, 0);
+    cr_assert_eq(atomic_load(&n), 1);
+    assert_lock_state(&l, false, 0);
+    return 0;
+}
+
+Test(sync, contender_takes_a_lock_freed_before_it_queued, .timeout = 10)
+{
+    cr_assert_eq(run_on(1, contender_takes_freed_lock_unqueued, NULL), 0);
+}
+
+static int contender_queues_after_bounded_rounds(void *arg)
+{
+    (void)arg;
+    weft_lock l;
+    weft_lock_init(&l);
+    int order[1];
+    _Atomic int n = 0;
+    struct queued q = {&l, 0, order, &n, -1};
+    weft_task *t;
+    cr_assert_eq(weft_lock_acquire(&l), 0);
+    cr_assert_eq(weft_spawn(&t, lock_waiter, &q), 0);
+    int yields = 0;
+    while (lock_waiting(&l) == 0 && yields < 1000) {
+        cr_assert_eq(weft_yield(), 0);
+        yields++;
+    }
+    cr_assert_eq(lock_waiting(&l), 1, "a contender queues after a bounded number of rounds");
+    cr_assert_lt(yields, 1000);
+    cr_assert_eq(weft_lock_release(&l), 0);
+    cr_assert_eq(weft_join(t, NULL), 0);
+    cr_assert_eq(q.rc, 0);
+    assert_lock_state(&l, false, 0);
+    return 0;
+}
+
+Test(sync, contender_queues_after_a_bounded_number_of_rounds, .timeout = 10)
+{
+    cr_assert_eq(run_on(1, contender_queues_after_bounded_rounds, NULL), 0);
+}
+
+/* A waiter queues; a second caller starts contending; the release hands
+ * the lock to the queued waiter, and the contender gets it only after. */
+static int contender_never_passes_a_queued_waiter(void *arg)
+{
+    (void)arg;
+    weft_lock l;
+    weft_lock_init(&l);
+    int order[2];
+    _Atomic int n = 0;
+    struct queued q[2] = {{&l, 0, order, &n, -1}, {&l, 1, order, &n, -1}};
+    weft_task *t[2];
+    cr_assert_eq(weft_lock_acquire(&l), 0);
+    cr_assert_eq(weft_spawn(&t[0], lock_waiter, &q[0]), 0);
+    while (lock_waiting(&l) == 0) cr_assert_eq(weft_yield(), 0);
+    cr_assert_eq(weft_spawn(&t[1], lock_waiter, &q[1]), 0);
+    cr_assert_eq(weft_yield(), 0); /* t[1] finds l owned and yields back */
+    cr_assert_eq(lock_waiting(&l), 1);
+    cr_assert_eq(weft_lock_release(&l), 0);
+    cr_assert_eq(weft_lock_try_acquire(&l), EBUSY, "handed to the queued waiter");
+    for (int i = 0; i < 2; i++) cr_assert_eq(weft_join(t[i], NULL), 0);
+    cr_assert_eq(atomic_load(&n), 2);
+    cr_assert_eq(order[0], 0, "the queued waiter first");
+    cr_assert_eq(order[1], 1);
+    return 0;
+}
+
+Test(sync, contender_never_takes_the_lock_before_a_queued_waiter, .timeout = 10)
+{
+    cr_assert_eq(run_on(1, contender_never_passes_a_queued_waiter, NULL), 0);
+}
+
 struct holder {
     weft_lock *l;
     _Atomic int stage;

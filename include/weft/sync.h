@@ -49,7 +49,13 @@ WEFT_API int weft_lock_init(weft_lock *l);
  * holding it; the lock stays broken); ECANCELED when the caller is
  * cancelled before it was handed the lock.  Ownership is handed directly by
  * release to the first live waiter and recorded before that waiter runs.
- * The uncontended path is one CAS.  Checkpoint.
+ * A caller that finds l owned first retries for a few bounded rounds (a
+ * short spin, on a runtime of more than one worker or on a plain pthread,
+ * then a yield when in a task; a few microseconds in all) and takes l only
+ * if it is free with no one queued; then it queues.  FIFO order is among
+ * queued callers: a later caller may take a free lock before one still in
+ * those rounds, never before a queued one.  The uncontended path is one
+ * CAS.  Checkpoint.
  */
 WEFT_API int weft_lock_acquire(weft_lock *l);
 

@@ -145,13 +145,6 @@ weft__cctx *weft__cctx_thread(void)
     return &tls_ctx;
 }
 
-weft__cctx *weft__cctx_self(void)
-{
-    weft__worker *w = weft__worker_self();
-    if (w && w->current) return &w->current->cctx;
-    return weft__cctx_thread();
-}
-
 /* Invariant 3: aborts c's blocked waiter if its innermost node is EFF (or
  * whatever it is, when force: runtime shutdown). */
 static void cctx_poke_(weft__cctx *c, bool force)

@@ -71,8 +71,7 @@ typedef struct weft__scope {
 void weft__cctx_init(weft__cctx *c, struct weft_task *task);
 /* The calling plain pthread's context (thread-local, set up on first use). */
 weft__cctx *weft__cctx_thread(void);
-/* The calling task's or pthread's context. */
-weft__cctx *weft__cctx_self(void);
+/* The calling task's or pthread's context: weft__cctx_self (runtime.h). */
 
 /* Aborts the waiter c is blocked on, if any, with ECANCELED (shutdown). */
 void weft__cctx_abort_blocked(weft__cctx *c);

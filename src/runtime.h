@@ -138,6 +138,15 @@ static inline bool weft__cctx_cancelled(weft__cctx *c)
  * the thread-local address across a switch (ARCHITECTURE.md, known traps). */
 weft__worker *weft__worker_self(void) __attribute__((noinline));
 
+/* The calling task's or pthread's context.  Inline: the lock's fast paths
+ * call it once each way. */
+static inline weft__cctx *weft__cctx_self(void)
+{
+    weft__worker *w = weft__worker_self();
+    if (w && w->current) return &w->current->cctx;
+    return weft__cctx_thread();
+}
+
 /* Makes t runnable: into the caller's next slot when the caller is a worker
  * of t's runtime, else into the injector; wakes an idle worker if needed. */
 void weft__make_runnable(weft_task *t);

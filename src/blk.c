@@ -17,6 +17,20 @@
  * joins the freeing thread's cache (tasks move between workers; liburcu's
  * call_rcu thread frees retired segments).
  *
+ * Depot.  Blocks often die on another thread than the one that wants the
+ * next: liburcu's call_rcu thread frees every retired segment, while the
+ * workers allocate them.  Alone, the per-thread caches sent the call_rcu
+ * thread's overflow to free() and the workers' misses to aligned_alloc(),
+ * into the same glibc arena, whose lock the two then fought over (futex
+ * wake-ups were 4% of a rendezvous ping-pong on one worker, malloc another
+ * 8%).  So a thread whose class is full moves half of it, BLK_DEPTH / 2
+ * blocks chained through their first word, to a global depot under one
+ * mutex, and a thread whose class is empty takes such a batch back: one
+ * lock per BLK_DEPTH / 2 blocks, the transfer cache of tcmalloc (Ghemawat
+ * and Menage, "TCMalloc: Thread-Caching Malloc").  The depot holds at most
+ * DEPOT_BYTES of each of DEPOT_CLASSES sizes; beyond that blocks go to
+ * free().  Its blocks stay reachable from it until the process ends.
+ *
  * Lifetime.  The first block a thread caches registers a thread-specific
  * key whose destructor frees the cache at thread exit (workers, plain
  * pthreads).  The main thread's cache stays reachable through its TLS at
@@ -48,6 +62,12 @@ void weft__blk_free(void *p, size_t size)
 {
     (void)size;
     free(p);
+}
+
+size_t weft__blk_depot_blocks(size_t size)
+{
+    (void)size;
+    return 0;
 }
 #else
 
@@ -82,12 +102,108 @@ static void key_make(void)
     WEFT_CHECK(pthread_key_create(&blk_key, cache_drain));
 }
 
+/* The global depot of batches (see Depot).  A batch is BLK_DEPTH / 2
+ * blocks: word 0 of each links the next block, word 1 of the first links
+ * the next batch. */
+#define BATCH (BLK_DEPTH / 2)
+#define DEPOT_CLASSES 8
+/* Bytes the depot keeps of each size: retired segments arrive in bursts,
+ * a grace period's worth at a time (thousands in a busy ping-pong). */
+#define DEPOT_BYTES (2u << 20)
+static struct {
+    pthread_mutex_t lock;
+    struct {
+        size_t size; /* 0: unclaimed */
+        unsigned n;
+        void *first;
+    } cls[DEPOT_CLASSES];
+} depot = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Takes a batch of size from the depot into k (empty, claimed for size). */
+static bool depot_take(blk_class *k, size_t size)
+{
+    void *b = NULL;
+    WEFT_CHECK(pthread_mutex_lock(&depot.lock));
+    for (unsigned c = 0; c < DEPOT_CLASSES; c++) {
+        if (depot.cls[c].size == size && depot.cls[c].n) {
+            b = depot.cls[c].first;
+            depot.cls[c].first = ((void **)b)[1];
+            depot.cls[c].n--;
+            break;
+        }
+    }
+    WEFT_CHECK(pthread_mutex_unlock(&depot.lock));
+    for (; b; b = *(void **)b) k->slot[k->n++] = b;
+    return k->n != 0;
+}
+
+/* Moves BATCH blocks of k (full) to the depot; false when it has no room. */
+static bool depot_give(blk_class *k)
+{
+    void *b = NULL;
+    for (unsigned i = 0; i < BATCH; i++) {
+        void *p = k->slot[k->n - 1 - i];
+        *(void **)p = b;
+        b = p;
+    }
+    bool done = false;
+    WEFT_CHECK(pthread_mutex_lock(&depot.lock));
+    for (unsigned c = 0; c < DEPOT_CLASSES && !done; c++) {
+        if (depot.cls[c].size == 0) depot.cls[c].size = k->size;
+        if (depot.cls[c].size == k->size) {
+            if ((size_t)depot.cls[c].n * BATCH * k->size < DEPOT_BYTES) {
+                ((void **)b)[1] = depot.cls[c].first;
+                depot.cls[c].first = b;
+                depot.cls[c].n++;
+                done = true;
+            }
+            break;
+        }
+    }
+    WEFT_CHECK(pthread_mutex_unlock(&depot.lock));
+    if (done) k->n -= BATCH;
+    return done;
+}
+
+size_t weft__blk_depot_blocks(size_t size)
+{
+    size = WEFT__LINES(size);
+    size_t n = 0;
+    WEFT_CHECK(pthread_mutex_lock(&depot.lock));
+    for (unsigned c = 0; c < DEPOT_CLASSES; c++)
+        if (depot.cls[c].size == size) n = (size_t)depot.cls[c].n * BATCH;
+    WEFT_CHECK(pthread_mutex_unlock(&depot.lock));
+    return n;
+}
+
+static void register_cache(void)
+{
+    if (!tls_registered) {
+        WEFT_CHECK(pthread_once(&blk_once, key_make));
+        /* Any non-NULL value: the destructor runs at thread exit. */
+        WEFT_CHECK(pthread_setspecific(blk_key, &blk_key));
+        tls_registered = true;
+    }
+}
+
 void *weft__blk_alloc(size_t size)
 {
     size = WEFT__LINES(size);
+    blk_class *spare = NULL;
     for (unsigned c = 0; c < BLK_CLASSES; c++) {
         blk_class *k = &tls_cache[c];
-        if (k->size == size && k->n) return k->slot[--k->n];
+        if (k->size == size) {
+            if (k->n || depot_take(k, size)) return k->slot[--k->n];
+            return aligned_alloc(64, size);
+        }
+        if (!spare && k->n == 0) spare = k;
+    }
+    if (size <= BLK_MAX && spare) {
+        spare->size = size;
+        if (depot_take(spare, size)) {
+            register_cache();
+            return spare->slot[--spare->n];
+        }
     }
     return aligned_alloc(64, size);
 }
@@ -101,19 +217,14 @@ void weft__blk_free(void *p, size_t size)
         for (unsigned c = 0; c < BLK_CLASSES; c++) {
             blk_class *k = &tls_cache[c];
             if (k->size == size) {
-                if (k->n == BLK_DEPTH) goto full;
+                if (k->n == BLK_DEPTH && !depot_give(k)) goto full;
                 k->slot[k->n++] = p;
                 return;
             }
             if (!spare && k->n == 0) spare = k;
         }
         if (spare) {
-            if (!tls_registered) {
-                WEFT_CHECK(pthread_once(&blk_once, key_make));
-                /* Any non-NULL value: the destructor runs at thread exit. */
-                WEFT_CHECK(pthread_setspecific(blk_key, &blk_key));
-                tls_registered = true;
-            }
+            register_cache();
             spare->size = size;
             spare->slot[spare->n++] = p;
             return;

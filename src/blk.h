@@ -14,4 +14,8 @@ void *weft__blk_alloc(size_t size);
  * thread.  p may be NULL. */
 void weft__blk_free(void *p, size_t size);
 
+/* Blocks of size bytes the global depot holds (blk.c, Depot); for tests.
+ * Always 0 under AddressSanitizer, where the caches are off. */
+size_t weft__blk_depot_blocks(size_t size);
+
 #endif

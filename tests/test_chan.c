@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include "blk.h"
 #include "helpers.h"
 #include "internal.h"
 
@@ -647,6 +648,52 @@ static int segments_reclaimed(void *arg)
     return 0;
 }
 BOTH(retired_segments_are_freed, segments_reclaimed, 30)
+
+/* ---- block caches: what one thread frees another reuses (blk.c) ----------- */
+
+#define DEPOT_SIZE 1984 /* a size no channel here uses */
+#define DEPOT_N 64
+static void *depot_blocks[DEPOT_N];
+
+static void *depot_free_all(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < DEPOT_N; i++) weft__blk_free(depot_blocks[i], DEPOT_SIZE);
+    return NULL;
+}
+
+static void *depot_take_16(void *arg)
+{
+    void **got = arg;
+    for (int i = 0; i < 16; i++) got[i] = weft__blk_alloc(DEPOT_SIZE);
+    return NULL;
+}
+
+Test(chan, blocks_freed_on_one_thread_are_reused_on_another, .timeout = 10)
+{
+#ifdef WEFT_ASAN
+    cr_skip_test("the block caches are off under AddressSanitizer");
+#endif
+    for (int i = 0; i < DEPOT_N; i++) cr_assert_not_null(depot_blocks[i] = weft__blk_alloc(DEPOT_SIZE));
+    size_t before = weft__blk_depot_blocks(DEPOT_SIZE);
+    pthread_t th;
+    /* A thread keeps at most 16 in its own cache: the rest reach the depot. */
+    cr_assert_eq(pthread_create(&th, NULL, depot_free_all, NULL), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    size_t given = weft__blk_depot_blocks(DEPOT_SIZE) - before;
+    cr_assert_geq(given, DEPOT_N - 16);
+    void *got[16];
+    cr_assert_eq(pthread_create(&th, NULL, depot_take_16, got), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(weft__blk_depot_blocks(DEPOT_SIZE), before + given - 16,
+                 "a thread with an empty cache takes whole batches from the depot");
+    for (int i = 0; i < 16; i++) {
+        bool known = false;
+        for (int j = 0; j < DEPOT_N; j++) known |= got[i] == depot_blocks[j];
+        cr_assert(known, "block %d came from the depot, not from malloc", i);
+        weft__blk_free(got[i], DEPOT_SIZE);
+    }
+}
 
 /* ---- many producers and consumers: exactly once ------------------------------ */
 

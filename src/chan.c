@@ -74,14 +74,19 @@
  * callback (on_drop runs after its item is copied out and the section
  * ended).  So one grace period after the retirement every visitor is gone,
  * and what can still touch the segment is a waiter left installed in one of
- * its cells, finalised later by a canceller's unlink.  Hence each segment
- * counts its installed waiters (`waiters`: +1 at the install, inside the
- * installer's section; -1 at the finalisation, the finaliser's last access).
- * The grace-period callback adds SEG_RETIRED and frees the segment if no
- * waiter is left; otherwise the finaliser that takes the count to
- * SEG_RETIRED frees it.  The fast paths (buffered send and receive) touch
- * no counter for this at all.  Segments past a close are freed with the
- * channel.
+ * its cells, which only its canceller's unlink (cell_unlink, outside any
+ * section) finalises, with a CAS that is its last access to the segment.
+ * So the grace-period callback scans the cells: if none holds a waiter
+ * (or CLAIMING) it frees the segment, else it retires it again and looks
+ * after one more grace period.  The one canceller access that could
+ * follow a finalisation, an unlink that lost the finalising CAS to the
+ * owner's own unlink (an abort that came before the install), happens
+ * while the canceller holds the owner's context BUSY, and that owner
+ * waits for BUSY to clear before it leaves its read section
+ * (block_in_cell).  So neither side of a hand-off touches a counter for
+ * reclamation: no read-modify-write beyond the cell's own.  (Before, each
+ * segment counted its installed waiters, two more locked instructions
+ * per blocking call.)  Segments past a close are freed with the channel.
  *
  * Stats.  Buffered items are counted without a shared counter on the fast
  * paths: each side counts only its visits that moved no item through the
@@ -145,15 +150,13 @@ enum {
 #define IS_WAITER(v) ((v) > C_LAST)
 #define W_OF(v) ((weft__waiter *)((v) & ~(uintptr_t)7))
 
-/* waiters (see Memory) changes only when a caller blocks or its waiter is
- * finalised: a line of its own, off the first cells' line. */
-#define SEG_RETIRED ((int64_t)1 << 40)
 typedef struct seg {
     uint64_t id;
-    size_t bytes; /* as allocated (blk.c) */
+    size_t bytes;  /* as allocated (blk.c) */
+    size_t ncells; /* its channel's shape, for the scan after a grace */
+    size_t stride; /* period, which may come after the channel is gone */
     _Atomic(struct seg *) next;
     struct rcu_head rcu;
-    _Alignas(64) _Atomic int64_t waiters;
     _Alignas(64) unsigned char cells[];
 } seg;
 
@@ -205,7 +208,6 @@ struct weft_rx {
 typedef struct cwait {
     weft__waiter w;
     chan *ch;
-    seg *sg;
     _Atomic uintptr_t *cell;
     uintptr_t tag;
     handle *h;
@@ -271,25 +273,10 @@ static seg *seg_new(chan *ch, uint64_t id)
     memset(sg, 0, bytes);
     sg->id = id;
     sg->bytes = bytes;
-    atomic_init(&sg->waiters, 0);
+    sg->ncells = seg_cells(ch);
+    sg->stride = ch->stride;
     atomic_init(&sg->next, NULL);
     return sg;
-}
-
-/* A waiter was installed in a cell of sg (by its owner, inside its read
- * section). */
-static void waiter_add(seg *sg)
-{
-    atomic_fetch_add_explicit(&sg->waiters, 1, memory_order_relaxed);
-}
-
-/* A waiter's cell in sg was finalised: that was the finaliser's last access
- * to sg.  The last one after the segment's retirement frees it. */
-static void waiter_done(seg *sg)
-{
-    /* acq_rel: every finaliser's accesses happen before the free. */
-    if (atomic_fetch_sub_explicit(&sg->waiters, 1, memory_order_acq_rel) == SEG_RETIRED + 1)
-        seg_free(sg);
 }
 
 static void hint_advance(_Atomic(seg *) *hint, seg *to)
@@ -335,14 +322,25 @@ static inline seg *seg_at(chan *ch, _Atomic(seg *) *hint, seg *from, uint64_t i)
 }
 
 /* A grace period after its unlink: every visitor of the segment has left
- * its read section, so every waiter that will ever be installed in it has
- * been counted.  Free it now, or leave that to its last waiter. */
+ * its read section.  Free it, unless a waiter is still installed in one of
+ * its cells (its canceller has yet to finalise it): then look again one
+ * grace period later (see Memory).  On liburcu's call_rcu thread, which
+ * runs callbacks online and may queue more. */
 static void seg_retired(struct rcu_head *h)
 {
     weft__rcu_grace_passed();
     seg *sg = caa_container_of(h, seg, rcu);
-    if (atomic_fetch_add_explicit(&sg->waiters, SEG_RETIRED, memory_order_acq_rel) == 0)
-        seg_free(sg);
+    for (size_t i = 0; i < sg->ncells; i++) {
+        /* acquire: pairs with the finalising CAS (cell_unlink), the
+         * canceller's last access. */
+        uintptr_t st = atomic_load_explicit(
+            (_Atomic uintptr_t *)(void *)(sg->cells + i * sg->stride), memory_order_acquire);
+        if (IS_WAITER(st) || st == C_CLAIMING) {
+            weft__rcu_retire(&sg->rcu, seg_retired);
+            return;
+        }
+    }
+    seg_free(sg);
 }
 
 /* Retires head segments whose every cell has been taken by all of S, R and
@@ -408,21 +406,19 @@ static uintptr_t interrupted(uintptr_t st)
     return (st & TAG_SEND) ? ((st & TAG_EB) ? C_INT_SEND_EB : C_INT_SEND) : C_INT_RCV;
 }
 
-/* Finalises cell c of sg (held CLAIMING) as fin after its waiter w's item
- * was moved, and completes w (success). */
-static void finish_claimed(seg *sg, _Atomic uintptr_t *c, uintptr_t fin, weft__waiter *w)
+/* Finalises cell c (held CLAIMING) as fin after its waiter w's item was
+ * moved, and completes w (success). */
+static void finish_claimed(_Atomic uintptr_t *c, uintptr_t fin, weft__waiter *w)
 {
     atomic_store_explicit(c, fin, memory_order_release);
-    waiter_done(sg);
     weft__waiter_complete(w, 0);
 }
 
-/* Finalises cell c of sg (held CLAIMING) as fin after its waiter w was
- * aborted, and wakes w's owner. */
-static void finish_aborted(seg *sg, _Atomic uintptr_t *c, uintptr_t fin, weft__waiter *w)
+/* Finalises cell c (held CLAIMING) as fin after its waiter w was aborted,
+ * and wakes w's owner. */
+static void finish_aborted(_Atomic uintptr_t *c, uintptr_t fin, weft__waiter *w)
 {
     atomic_store_explicit(c, fin, memory_order_release);
-    waiter_done(sg);
     weft__waiter_wake(w);
 }
 
@@ -431,7 +427,7 @@ static void finish_aborted(seg *sg, _Atomic uintptr_t *c, uintptr_t fin, weft__w
  * code and finalises the cell as fin; otherwise, or when a canceller won
  * (its unlink finalises), gives the cell back.  False when the cell changed
  * before the lock (the caller looks again). */
-static bool close_waiter(seg *sg, _Atomic uintptr_t *c, uintptr_t st, int code, uintptr_t fin,
+static bool close_waiter(_Atomic uintptr_t *c, uintptr_t st, int code, uintptr_t fin,
                          const handle *only)
 {
     if (!atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING, memory_order_acq_rel,
@@ -441,7 +437,7 @@ static bool close_waiter(seg *sg, _Atomic uintptr_t *c, uintptr_t st, int code, 
      * memory (our cell) away while we look at it. */
     weft__waiter *w = W_OF(st);
     if ((!only || ((cwait *)w->obj)->h == only) && abort_held(w, code))
-        finish_aborted(sg, c, fin, w);
+        finish_aborted(c, fin, w);
     else
         atomic_store_explicit(c, st, memory_order_release);
     return true;
@@ -457,12 +453,11 @@ static void cell_unlink(weft__waiter *w)
     for (;;) {
         uintptr_t st = atomic_load_explicit(cw->cell, memory_order_seq_cst);
         if ((st & ~TAG_EB) == mine) {
+            /* release: our last access to the segment (see Memory). */
             if (atomic_compare_exchange_strong_explicit(cw->cell, &st, interrupted(st),
                                                         memory_order_acq_rel,
-                                                        memory_order_relaxed)) {
-                waiter_done(cw->sg);
+                                                        memory_order_relaxed))
                 return;
-            }
             continue;
         }
         if (st != C_CLAIMING) return; /* not installed yet: the owner finalises */
@@ -474,12 +469,12 @@ static const weft__waiter_ops chan_ops = {.unlink = cell_unlink};
 
 /* --- scanning the live cells (handle close, stats) ------------------------ */
 
-/* Calls fn(sg, c, st, arg) for every cell of every live segment that holds
+/* Calls fn(c, st, arg) for every cell of every live segment that holds
  * a waiter (st), until fn returns false (look at the same cell again).
  * Inside a read section.  A segment retired before the scan began holds no
  * live waiter: its cells were all taken and visited, and a visitor either
  * decides a live waiter or leaves a cancelled one to its canceller. */
-static void scan_waiters(chan *ch, bool (*fn)(seg *, _Atomic uintptr_t *, uintptr_t, void *),
+static void scan_waiters(chan *ch, bool (*fn)(_Atomic uintptr_t *, uintptr_t, void *),
                          void *arg)
 {
     for (seg *sg = atomic_load_explicit(&ch->head, memory_order_acquire); sg;
@@ -492,16 +487,16 @@ static void scan_waiters(chan *ch, bool (*fn)(seg *, _Atomic uintptr_t *, uintpt
                     weft__cpu_relax();
                     continue;
                 }
-                if (!IS_WAITER(st) || fn(sg, c, st, arg)) break;
+                if (!IS_WAITER(st) || fn(c, st, arg)) break;
             }
         }
     }
 }
 
 /* scan_waiters: aborts the waiter if it blocked through handle arg. */
-static bool close_if_on(seg *sg, _Atomic uintptr_t *c, uintptr_t st, void *arg)
+static bool close_if_on(_Atomic uintptr_t *c, uintptr_t st, void *arg)
 {
-    return close_waiter(sg, c, st, EBADF, interrupted(st), arg);
+    return close_waiter(c, st, EBADF, interrupted(st), arg);
 }
 
 struct waiting {
@@ -510,9 +505,8 @@ struct waiting {
 
 /* scan_waiters: counts a blocked caller (from the cell alone: without the
  * cell lock the waiter's memory may already be gone). */
-static bool count_waiter(seg *sg, _Atomic uintptr_t *c, uintptr_t st, void *arg)
+static bool count_waiter(_Atomic uintptr_t *c, uintptr_t st, void *arg)
 {
-    (void)sg;
     (void)c;
     struct waiting *n = arg;
     *((st & TAG_SEND) ? &n->sending : &n->receiving) += 1;
@@ -571,7 +565,7 @@ static void peak_note(chan *ch, uint64_t i, uint64_t r_raw)
 
 /* Cell b joins the buffer.  Returns false when it cannot use the slot (an
  * interrupted sender): the caller tries b + 1. */
-static bool eb_visit(chan *ch, seg *sg, _Atomic uintptr_t *c, uint64_t b)
+static bool eb_visit(chan *ch, _Atomic uintptr_t *c, uint64_t b)
 {
     for (;;) {
         uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
@@ -593,11 +587,11 @@ static bool eb_visit(chan *ch, seg *sg, _Atomic uintptr_t *c, uint64_t b)
             case CLAIMED:
                 item_copy(ch, item_at(ch, c), w->slot);
                 nb_add(ch, &ch->tx_nb, -1); /* its send is a buffered one after all */
-                finish_claimed(sg, c, C_BUFFERED, w);
+                finish_claimed(c, C_BUFFERED, w);
                 peak_note(ch, b, r_raw);
                 return true;
             case REJECTED:
-                finish_aborted(sg, c, C_INT_SEND, w);
+                finish_aborted(c, C_INT_SEND, w);
                 return false;
             default:
                 atomic_store_explicit(c, st, memory_order_release);
@@ -633,7 +627,7 @@ static void expand_buffer(chan *ch, handle *h)
             atomic_store_explicit(&h->seen, s, memory_order_relaxed);
         }
         seg *sg = seg_at(ch, &ch->bseg, from, b);
-        if (b >= s || eb_visit(ch, sg, cell_at(ch, sg, b), b)) return;
+        if (b >= s || eb_visit(ch, cell_at(ch, sg, b), b)) return;
     }
 }
 
@@ -648,13 +642,12 @@ enum { R_OK = 0, R_RETRY = -1, R_AGAIN_CELL = -2 };
  * the install, or the code to finish the cell with when the caller cannot
  * block (cancelled, handle closed) in *refuse.
  */
-static int block_in_cell(chan *ch, op *o, seg *sg, _Atomic uintptr_t *c, uintptr_t st,
+static int block_in_cell(chan *ch, op *o, _Atomic uintptr_t *c, uintptr_t st,
                          uintptr_t tag, void *slot, int *refuse)
 {
     handle *h = o->h;
     cwait cw;
     cw.ch = ch;
-    cw.sg = sg;
     cw.cell = c;
     cw.tag = tag;
     cw.h = h;
@@ -676,12 +669,16 @@ static int block_in_cell(chan *ch, op *o, seg *sg, _Atomic uintptr_t *c, uintptr
         weft__waiter_withdraw(&cw.w, 0);
         return R_AGAIN_CELL;
     }
-    waiter_add(sg);
     nb_add(ch, (tag & TAG_SEND) ? &ch->tx_nb : &ch->rx_nb, 1);
     if (!(tag & TAG_SEND)) expand_buffer(ch, o->h);
     if (atomic_load_explicit(&cw.w.state, memory_order_seq_cst) == WEFT__W_ABORTED) {
-        /* aborted before the install: no unlink found it; finalise it. */
+        /* aborted before the install: its unlink may have missed it, so
+         * finalise it; and stay in the read section until that canceller
+         * (which holds our context BUSY from before its abort to after
+         * its unlink) is done, since its unlink may still read the cell
+         * (see Memory). */
         cell_unlink(&cw.w);
+        weft__waiter_wait_canceller(&cw.w);
     } else if (atomic_load_explicit(&h->closed, memory_order_seq_cst)) {
         /* our handle was closed while we installed: its closer's scan may
          * have missed us; abort ourselves (the unlink finalises the cell). */
@@ -739,7 +736,7 @@ static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item
                     return fail;
                 continue;
             }
-            int rc = block_in_cell(ch, o, sg, c, st, TAG_SEND, (void *)item, &refuse);
+            int rc = block_in_cell(ch, o, c, st, TAG_SEND, (void *)item, &refuse);
             if (rc == R_AGAIN_CELL) continue;
             return rc;
         }
@@ -751,10 +748,10 @@ static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item
             switch (decide(w)) {
             case CLAIMED:
                 item_copy(ch, w->slot, item);
-                finish_claimed(sg, c, C_DONE, w);
+                finish_claimed(c, C_DONE, w);
                 return 0;
             case REJECTED:
-                finish_aborted(sg, c, C_INT_RCV, w);
+                finish_aborted(c, C_INT_RCV, w);
                 return R_RETRY;
             default:
                 atomic_store_explicit(c, st, memory_order_release);
@@ -844,7 +841,7 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
                 }
                 continue;
             }
-            int rc = block_in_cell(ch, o, sg, c, st, 0, out, &refuse);
+            int rc = block_in_cell(ch, o, c, st, 0, out, &refuse);
             if (rc == R_AGAIN_CELL) continue;
             return rc;
         }
@@ -867,11 +864,11 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
             switch (decide(w)) {
             case CLAIMED:
                 item_copy(ch, out, w->slot);
-                finish_claimed(sg, c, C_DONE, w);
+                finish_claimed(c, C_DONE, w);
                 expand_buffer(ch, o->h);
                 return 0;
             case REJECTED:
-                finish_aborted(sg, c, C_INT_SEND, w);
+                finish_aborted(c, C_INT_SEND, w);
                 if (st & TAG_EB) expand_buffer(ch, o->h);
                 return R_RETRY;
             default:
@@ -1056,7 +1053,7 @@ static void tx_side_closed(chan *ch)
                 continue;
             }
             if (IS_WAITER(st) && !(st & TAG_SEND) &&
-                !close_waiter(sg, c, st, ENODATA, C_CLOSED, NULL))
+                !close_waiter(c, st, ENODATA, C_CLOSED, NULL))
                 continue;
             break;
         }
@@ -1114,7 +1111,7 @@ static void rx_side_closed(chan *ch)
                 break;
             }
             if (IS_WAITER(st) && (st & TAG_SEND) &&
-                !close_waiter(sg, c, st, EPIPE, C_INT_SEND, NULL))
+                !close_waiter(c, st, EPIPE, C_INT_SEND, NULL))
                 continue;
             break;
         }

@@ -234,6 +234,14 @@ static void retract(weft__cctx *c, weft__waiter *w)
     }
 }
 
+void weft__waiter_wait_canceller(weft__waiter *w)
+{
+    if (!w->ctx) return;
+    /* acquire: the canceller's release of BUSY (its unlink is done). */
+    while (atomic_load_explicit(&w->ctx->waiter, memory_order_acquire) == WEFT__CCTX_BUSY)
+        weft__cpu_relax();
+}
+
 /* The owner's scope is already cancelled: abort w ourselves.  Returns false
  * when a completer or canceller decided first (then it wakes us). */
 static bool abort_self(weft__waiter *w)

@@ -191,6 +191,12 @@ bool weft__waiter_take(weft__waiter *w);
 /* ops->unlink side of take(): waits until the completer released w. */
 void weft__waiter_wait_released(weft__waiter *w);
 
+/* For an owner that found its published waiter w aborted: returns once the
+ * canceller that aborted it (a poke of w's context, which holds the context
+ * BUSY from before its abort until after its unlink and wake-up) is done.
+ * No-op when w has no context or no canceller holds it. */
+void weft__waiter_wait_canceller(weft__waiter *w);
+
 /* After a successful claim: records result, marks DONE and wakes the owner.
  * The caller must not touch w afterwards. */
 void weft__waiter_complete(weft__waiter *w, int result);

@@ -653,22 +653,26 @@ static int block_in_cell(chan *ch, op *o, _Atomic uintptr_t *c, uintptr_t st,
     cw.h = h;
     weft__waiter_init(&cw.w, &chan_ops, &cw);
     cw.w.slot = slot;
-    if (weft__waiter_publish(&cw.w)) {
-        *refuse = ECANCELED;
-        return R_AGAIN_CELL;
-    }
+    /* Published in two halves around the install (wait.h): the install's
+     * CAS is the fence of the Dekker pair with a canceller. */
+    weft__waiter_publish_early(&cw.w);
     if (atomic_load_explicit(&h->closed, memory_order_relaxed)) {
         weft__waiter_withdraw(&cw.w, 0);
         *refuse = EBADF;
         return R_AGAIN_CELL;
     }
     /* seq_cst: Dekker with cell_unlink (abort's state CAS, then the cell),
-     * and with a close of our handle (see Closing). */
+     * with a close of our handle (see Closing), and with a canceller of
+     * our context (the publication above, the check below). */
     if (!atomic_compare_exchange_strong_explicit(c, &st, (uintptr_t)&cw.w | tag,
                                                  memory_order_seq_cst, memory_order_relaxed)) {
         weft__waiter_withdraw(&cw.w, 0);
         return R_AGAIN_CELL;
     }
+    /* Cancelled before or while we installed: abort ourselves (our unlink
+     * finalises the cell) unless a completer already claimed the waiter;
+     * either way the park below returns the decision. */
+    if (WEFT_UNLIKELY(weft__waiter_publish_check(&cw.w))) weft__waiter_abort(&cw.w, ECANCELED);
     nb_add(ch, (tag & TAG_SEND) ? &ch->tx_nb : &ch->rx_nb, 1);
     if (!(tag & TAG_SEND)) expand_buffer(ch, o->h);
     if (atomic_load_explicit(&cw.w.state, memory_order_seq_cst) == WEFT__W_ABORTED) {

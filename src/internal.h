@@ -85,6 +85,25 @@ static inline void weft__fence_sc(void)
 #endif
 }
 
+/*
+ * A full fence right after a seq_cst read-modify-write (on another
+ * location): the store-then-load of a Dekker pair whose store came before
+ * that RMW is then ordered without a fence of its own.  On x86-64 the RMW
+ * is a locked instruction, already a full barrier (see weft__fence_sc), and
+ * the compiler moves no earlier store below it (release) and no later load
+ * above it (acquire): only a compiler barrier is left.  Linux's
+ * smp_mb__after_atomic() is the same thing.  Elsewhere, and under
+ * ThreadSanitizer, the C11 fence.
+ */
+static inline void weft__fence_after_rmw(void)
+{
+#if defined(__x86_64__) && !defined(WEFT_TSAN)
+    __asm__ __volatile__("" ::: "memory");
+#else
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
 /* One step of a bounded-spin wait for another thread's short action:
  * pause for the first rounds, then give the CPU away. */
 static inline void weft__backoff(unsigned *round)

@@ -279,6 +279,25 @@ int weft__waiter_publish(weft__waiter *w)
     return 0;
 }
 
+void weft__waiter_publish_early(weft__waiter *w)
+{
+    weft__cctx *c = w->ctx;
+    if (!c) return;
+    /* release: the waiter's fields before a canceller reads them (its load
+     * of the slot acquires).  The store-load order against the check in
+     * weft__waiter_publish_check comes from the caller's next seq_cst RMW
+     * (weft__fence_after_rmw).  Still a plain store on x86-64. */
+    atomic_store_explicit(&c->waiter, w, memory_order_release);
+    w->published = true;
+}
+
+bool weft__waiter_publish_check(weft__waiter *w)
+{
+    if (!w->ctx) return false;
+    weft__fence_after_rmw();
+    return owner_cancelled(w);
+}
+
 int weft__waiter_withdraw(weft__waiter *w, int code)
 {
     int exp = WEFT__W_WAITING;

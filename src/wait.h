@@ -133,6 +133,21 @@ void weft__waiter_unused(weft__waiter *w);
  * never be claimed (the model in tests/model/waiter.pml checks this).
  */
 int weft__waiter_publish(weft__waiter *w);
+/*
+ * The same publication in two halves, for a blocker whose next step is a
+ * seq_cst read-modify-write that makes w findable (the channel's cell
+ * install): publish_early stores w in the owner's context with no fence
+ * (and marks it published), the caller makes that RMW, and then
+ * publish_check, the load half of the Dekker pair with a canceller, says
+ * whether the owner is cancelled (or its runtime shutting down).  The RMW
+ * is the pair's fence (weft__fence_after_rmw), so publishing costs no
+ * locked instruction of its own.  When the check says cancelled, the
+ * caller aborts w itself (weft__waiter_abort: a completer may have claimed
+ * it first, and then it has the item).  Between the two halves the caller
+ * may withdraw w instead (weft__waiter_withdraw).
+ */
+void weft__waiter_publish_early(weft__waiter *w);
+bool weft__waiter_publish_check(weft__waiter *w);
 static inline bool weft__waiter_pending(weft__waiter *w)
 {
     return atomic_load_explicit(&w->state, memory_order_acquire) == WEFT__W_WAITING;

@@ -119,6 +119,16 @@ static struct {
     } cls[DEPOT_CLASSES];
 } depot = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+static void register_cache(void)
+{
+    if (!tls_registered) {
+        WEFT_CHECK(pthread_once(&blk_once, key_make));
+        /* Any non-NULL value: the destructor runs at thread exit. */
+        WEFT_CHECK(pthread_setspecific(blk_key, &blk_key));
+        tls_registered = true;
+    }
+}
+
 /* Takes a batch of size from the depot into k (empty, claimed for size). */
 static bool depot_take(blk_class *k, size_t size)
 {
@@ -133,8 +143,10 @@ static bool depot_take(blk_class *k, size_t size)
         }
     }
     WEFT_CHECK(pthread_mutex_unlock(&depot.lock));
+    if (!b) return false;
+    register_cache(); /* the thread's cache now holds blocks to drain at exit */
     for (; b; b = *(void **)b) k->slot[k->n++] = b;
-    return k->n != 0;
+    return true;
 }
 
 /* Moves BATCH blocks of k (full) to the depot; false when it has no room. */
@@ -176,16 +188,6 @@ size_t weft__blk_depot_blocks(size_t size)
     return n;
 }
 
-static void register_cache(void)
-{
-    if (!tls_registered) {
-        WEFT_CHECK(pthread_once(&blk_once, key_make));
-        /* Any non-NULL value: the destructor runs at thread exit. */
-        WEFT_CHECK(pthread_setspecific(blk_key, &blk_key));
-        tls_registered = true;
-    }
-}
-
 void *weft__blk_alloc(size_t size)
 {
     size = WEFT__LINES(size);
@@ -200,10 +202,7 @@ void *weft__blk_alloc(size_t size)
     }
     if (size <= BLK_MAX && spare) {
         spare->size = size;
-        if (depot_take(spare, size)) {
-            register_cache();
-            return spare->slot[--spare->n];
-        }
+        if (depot_take(spare, size)) return spare->slot[--spare->n];
     }
     return aligned_alloc(64, size);
 }

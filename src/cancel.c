@@ -30,7 +30,9 @@
  *     context (a root or scope), the canceller pokes that context while
  *     still holding the node's lock: if the context has a published blocked
  *     waiter whose innermost node is EFF, it aborts it (ECANCELED).  The
- *     blocker publishes its waiter (seq_cst store) before reading EFF
+ *     blocker publishes its waiter (seq_cst store; or, in the channel, a
+ *     release store followed by its cell install's seq_cst RMW, which
+ *     fences: wait.h, publish_early) before reading EFF
  *     (seq_cst load); the canceller sets EFF (seq_cst RMW) before reading
  *     the waiter (seq_cst load): in every interleaving one of them sees the
  *     other, and both aborts are the waiter's one CAS (wait.c).  While the

@@ -136,8 +136,8 @@ int weft__waiter_publish(weft__waiter *w);
 /*
  * The same publication in two halves, for a blocker whose next step is a
  * seq_cst read-modify-write that makes w findable (the channel's cell
- * install): publish_early stores w in the owner's context with no fence
- * (and marks it published), the caller makes that RMW, and then
+ * install): publish_early stores w in the owner's context (a release
+ * store, no fence) and marks it published; the caller makes that RMW, and then
  * publish_check, the load half of the Dekker pair with a canceller, says
  * whether the owner is cancelled (or its runtime shutting down).  The RMW
  * is the pair's fence (weft__fence_after_rmw), so publishing costs no

@@ -185,26 +185,52 @@ static size_t lock_waiting(weft_lock *l)
     return st.tasks_waiting;
 }
 
+/* The caller holds a lock and starts up to two waiter tasks on it. */
+struct contention {
+    weft_lock l;
+    int order[2];
+    _Atomic int n;
+    struct queued q[2];
+    weft_task *t[2];
+};
+
+static void contention_start(struct contention *x)
+{
+    weft_lock_init(&x->l);
+    atomic_init(&x->n, 0);
+    for (int i = 0; i < 2; i++) x->q[i] = (struct queued){&x->l, i, x->order, &x->n, -1};
+    cr_assert_eq(weft_lock_acquire(&x->l), 0);
+}
+
+static void contention_spawn(struct contention *x, int i)
+{
+    cr_assert_eq(weft_spawn(&x->t[i], lock_waiter, &x->q[i]), 0);
+}
+
+/* Joins waiters 0..k-1: each got the lock, in that order. */
+static void contention_finish(struct contention *x, int k)
+{
+    for (int i = 0; i < k; i++) cr_assert_eq(weft_join(x->t[i], NULL), 0);
+    cr_assert_eq(atomic_load(&x->n), k);
+    for (int i = 0; i < k; i++) {
+        cr_assert_eq(x->q[i].rc, 0);
+        cr_assert_eq(x->order[i], i, "waiter %d served in order", i);
+    }
+    assert_lock_state(&x->l, false, 0);
+}
+
 static int contender_takes_freed_lock_unqueued(void *arg)
 {
     (void)arg;
-    weft_lock l;
-    weft_lock_init(&l);
-    int order[1];
-    _Atomic int n = 0;
-    struct queued q = {&l, 0, order, &n, -1};
-    weft_task *t;
-    cr_assert_eq(weft_lock_acquire(&l), 0);
-    cr_assert_eq(weft_spawn(&t, lock_waiter, &q), 0);
-    cr_assert_eq(weft_yield(), 0); /* t finds l owned and yields back */
-    cr_assert_eq(atomic_load(&n), 0);
-    cr_assert_eq(lock_waiting(&l), 0, "a contender yields before it queues");
-    cr_assert_eq(weft_lock_release(&l), 0);
-    cr_assert_eq(lock_waiting(&l), 0);
-    cr_assert_eq(weft_join(t, NULL), 0);
-    cr_assert_eq(q.rc, 0);
-    cr_assert_eq(atomic_load(&n), 1);
-    assert_lock_state(&l, false, 0);
+    struct contention x;
+    contention_start(&x);
+    contention_spawn(&x, 0);
+    cr_assert_eq(weft_yield(), 0); /* it finds the lock owned and yields back */
+    cr_assert_eq(atomic_load(&x.n), 0);
+    cr_assert_eq(lock_waiting(&x.l), 0, "a contender yields before it queues");
+    cr_assert_eq(weft_lock_release(&x.l), 0);
+    cr_assert_eq(lock_waiting(&x.l), 0);
+    contention_finish(&x, 1);
     return 0;
 }
 
@@ -216,25 +242,17 @@ Test(sync, contender_takes_a_lock_freed_before_it_queued, .timeout = 10)
 static int contender_queues_after_bounded_rounds(void *arg)
 {
     (void)arg;
-    weft_lock l;
-    weft_lock_init(&l);
-    int order[1];
-    _Atomic int n = 0;
-    struct queued q = {&l, 0, order, &n, -1};
-    weft_task *t;
-    cr_assert_eq(weft_lock_acquire(&l), 0);
-    cr_assert_eq(weft_spawn(&t, lock_waiter, &q), 0);
+    struct contention x;
+    contention_start(&x);
+    contention_spawn(&x, 0);
     int yields = 0;
-    while (lock_waiting(&l) == 0 && yields < 1000) {
+    while (lock_waiting(&x.l) == 0 && yields < 1000) {
         cr_assert_eq(weft_yield(), 0);
         yields++;
     }
-    cr_assert_eq(lock_waiting(&l), 1, "a contender queues after a bounded number of rounds");
-    cr_assert_lt(yields, 1000);
-    cr_assert_eq(weft_lock_release(&l), 0);
-    cr_assert_eq(weft_join(t, NULL), 0);
-    cr_assert_eq(q.rc, 0);
-    assert_lock_state(&l, false, 0);
+    cr_assert_eq(lock_waiting(&x.l), 1, "a contender queues after a bounded number of rounds");
+    cr_assert_eq(weft_lock_release(&x.l), 0);
+    contention_finish(&x, 1);
     return 0;
 }
 
@@ -248,24 +266,16 @@ Test(sync, contender_queues_after_a_bounded_number_of_rounds, .timeout = 10)
 static int contender_never_passes_a_queued_waiter(void *arg)
 {
     (void)arg;
-    weft_lock l;
-    weft_lock_init(&l);
-    int order[2];
-    _Atomic int n = 0;
-    struct queued q[2] = {{&l, 0, order, &n, -1}, {&l, 1, order, &n, -1}};
-    weft_task *t[2];
-    cr_assert_eq(weft_lock_acquire(&l), 0);
-    cr_assert_eq(weft_spawn(&t[0], lock_waiter, &q[0]), 0);
-    while (lock_waiting(&l) == 0) cr_assert_eq(weft_yield(), 0);
-    cr_assert_eq(weft_spawn(&t[1], lock_waiter, &q[1]), 0);
-    cr_assert_eq(weft_yield(), 0); /* t[1] finds l owned and yields back */
-    cr_assert_eq(lock_waiting(&l), 1);
-    cr_assert_eq(weft_lock_release(&l), 0);
-    cr_assert_eq(weft_lock_try_acquire(&l), EBUSY, "handed to the queued waiter");
-    for (int i = 0; i < 2; i++) cr_assert_eq(weft_join(t[i], NULL), 0);
-    cr_assert_eq(atomic_load(&n), 2);
-    cr_assert_eq(order[0], 0, "the queued waiter first");
-    cr_assert_eq(order[1], 1);
+    struct contention x;
+    contention_start(&x);
+    contention_spawn(&x, 0);
+    while (lock_waiting(&x.l) == 0) cr_assert_eq(weft_yield(), 0);
+    contention_spawn(&x, 1);
+    cr_assert_eq(weft_yield(), 0); /* it finds the lock owned and yields back */
+    cr_assert_eq(lock_waiting(&x.l), 1);
+    cr_assert_eq(weft_lock_release(&x.l), 0);
+    cr_assert_eq(weft_lock_try_acquire(&x.l), EBUSY, "handed to the queued waiter");
+    contention_finish(&x, 2);
     return 0;
 }
 

@@ -153,8 +153,8 @@ enum {
 typedef struct seg {
     uint64_t id;
     size_t bytes;  /* as allocated (blk.c) */
-    size_t ncells; /* its channel's shape, for the scan after a grace */
-    size_t stride; /* period, which may come after the channel is gone */
+    size_t ncells; /* its channel's shape (cell_at), kept here for the */
+    size_t stride; /* scan after a grace period, which may outlive it */
     _Atomic(struct seg *) next;
     struct rcu_head rcu;
     _Alignas(64) unsigned char cells[];
@@ -228,9 +228,11 @@ static uint64_t seg_cells(const chan *ch)
 {
     return (uint64_t)1 << ch->seg_shift;
 }
-static _Atomic uintptr_t *cell_at(chan *ch, seg *sg, uint64_t i)
+/* Cell i (any index; taken modulo the segment's size) of sg.  From the
+ * segment's own shape, so the scan after a grace period can use it too. */
+static _Atomic uintptr_t *cell_at(seg *sg, uint64_t i)
 {
-    return (_Atomic uintptr_t *)(void *)(sg->cells + (i & (seg_cells(ch) - 1)) * ch->stride);
+    return (_Atomic uintptr_t *)(void *)(sg->cells + (i & (sg->ncells - 1)) * sg->stride);
 }
 static void *item_at(chan *ch, _Atomic uintptr_t *c)
 {
@@ -333,8 +335,7 @@ static void seg_retired(struct rcu_head *h)
     for (size_t i = 0; i < sg->ncells; i++) {
         /* acquire: pairs with the finalising CAS (cell_unlink), the
          * canceller's last access. */
-        uintptr_t st = atomic_load_explicit(
-            (_Atomic uintptr_t *)(void *)(sg->cells + i * sg->stride), memory_order_acquire);
+        uintptr_t st = atomic_load_explicit(cell_at(sg, i), memory_order_acquire);
         if (IS_WAITER(st) || st == C_CLAIMING) {
             weft__rcu_retire(&sg->rcu, seg_retired);
             return;
@@ -480,7 +481,7 @@ static void scan_waiters(chan *ch, bool (*fn)(_Atomic uintptr_t *, uintptr_t, vo
     for (seg *sg = atomic_load_explicit(&ch->head, memory_order_acquire); sg;
          sg = atomic_load_explicit(&sg->next, memory_order_acquire)) {
         for (uint64_t i = 0; i < seg_cells(ch); i++) {
-            _Atomic uintptr_t *c = cell_at(ch, sg, i);
+            _Atomic uintptr_t *c = cell_at(sg, i);
             for (;;) {
                 uintptr_t st = atomic_load_explicit(c, memory_order_seq_cst);
                 if (st == C_CLAIMING) {
@@ -627,7 +628,7 @@ static void expand_buffer(chan *ch, handle *h)
             atomic_store_explicit(&h->seen, s, memory_order_relaxed);
         }
         seg *sg = seg_at(ch, &ch->bseg, from, b);
-        if (b >= s || eb_visit(ch, cell_at(ch, sg, b), b)) return;
+        if (b >= s || eb_visit(ch, cell_at(sg, b), b)) return;
     }
 }
 
@@ -715,7 +716,7 @@ static bool send_room(chan *ch, handle *h, uint64_t s)
 static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item)
 {
     uint64_t s = CNT(s_raw);
-    _Atomic uintptr_t *c = cell_at(ch, sg, s);
+    _Atomic uintptr_t *c = cell_at(sg, s);
     int refuse = o->wait ? 0 : EAGAIN;
     for (;;) {
         uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
@@ -822,7 +823,7 @@ int weft_chan_try_send(weft_tx *tx, const void *item)
 
 static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
 {
-    _Atomic uintptr_t *c = cell_at(ch, sg, r);
+    _Atomic uintptr_t *c = cell_at(sg, r);
     int refuse = o->wait ? 0 : EAGAIN;
     for (;;) {
         uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
@@ -1043,7 +1044,7 @@ static void tx_side_closed(chan *ch)
     uint64_t r = CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst));
     for (uint64_t i = s; i < r; i++) {
         sg = seg_find(ch, &ch->sseg, sg, i);
-        _Atomic uintptr_t *c = cell_at(ch, sg, i);
+        _Atomic uintptr_t *c = cell_at(sg, i);
         for (;;) {
             uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
             if (st == C_EMPTY || st == C_IN_BUFFER) {
@@ -1085,7 +1086,7 @@ static void rx_side_closed(chan *ch)
         uint64_t r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
         uint64_t s = CNT(atomic_load_explicit(&ch->S, memory_order_seq_cst));
         seg *sg = seg_find(ch, &ch->rseg, from, r);
-        _Atomic uintptr_t *c = cell_at(ch, sg, r);
+        _Atomic uintptr_t *c = cell_at(sg, r);
         for (;;) {
             uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
             if (st == C_EMPTY || st == C_IN_BUFFER) {

@@ -68,9 +68,20 @@ struct weft_task {
  */
 static inline void weft__task_prefetch(const weft_task *t)
 {
+    /* Written out: one prefetch per line off one base register (compilers
+     * kept the loop, 4 instructions a line, on the deque's pop path). */
+    enum { LINES = (WEFT__TASK_HOT_BELOW + (int)sizeof(weft_task) + 63) / 64 };
+    _Static_assert(LINES <= 12, "weft__task_prefetch covers at most 12 lines");
     const char *p = (const char *)t - WEFT__TASK_HOT_BELOW;
-    const char *end = (const char *)t + sizeof *t;
-    for (; p < end; p += 64) __builtin_prefetch(p, 1);
+#define WEFT__PF(i)                                                                                \
+    if ((i) < LINES) __builtin_prefetch(p + 64 * (i), 1)
+    WEFT__PF(0); WEFT__PF(1); WEFT__PF(2); WEFT__PF(3); WEFT__PF(4); WEFT__PF(5);
+    WEFT__PF(6); WEFT__PF(7); WEFT__PF(8); WEFT__PF(9); WEFT__PF(10); WEFT__PF(11);
+#undef WEFT__PF
+    /* GCC 12 deems a function of prefetches alone free of side effects and
+     * deletes calls to it before inlining; an empty volatile asm (no code)
+     * keeps them. */
+    __asm__ volatile("");
 }
 
 typedef struct weft__worker {
@@ -81,7 +92,7 @@ typedef struct weft__worker {
     weft_task *current;          /* owner only */
     weft_task *next;             /* next slot; owner only */
     unsigned next_streak;        /* consecutive runs from the next slot */
-    unsigned tick;               /* scheduling decisions, for fairness checks */
+    unsigned tick;               /* decisions since the last fairness tick (0: this one was) */
     weft_task *yq_head, *yq_tail; /* yield queue (FIFO); owner only */
     weft_task *prev;             /* context that switched away; owner only */
     int prev_action;             /* WEFT__SW_* for prev */
@@ -134,9 +145,34 @@ static inline bool weft__cctx_cancelled(weft__cctx *c)
     return atomic_load_explicit(&weft__cctx_inner(c)->flags, memory_order_acquire) & WEFT__N_EFF;
 }
 
-/* The worker running the caller, or NULL.  Not inlined, so no compiler caches
- * the thread-local address across a switch (ARCHITECTURE.md, known traps). */
-weft__worker *weft__worker_self(void) __attribute__((noinline));
+/* The worker running the caller, or NULL: a thread-local, which a compiler
+ * must never cache across a switch, since a task may resume on another
+ * worker (ARCHITECTURE.md, known traps).  The out-of-line accessor is safe
+ * by construction: no compiler keeps a value a call returned across another
+ * call.  On x86-64 the inline one reads the variable with its own volatile
+ * asm (initial-exec: the variable's offset from the GOT, then the %fs-based
+ * load), so the compiler sees no thread-local access it could combine or
+ * move: each call reads %fs afresh, and the "memory" clobber keeps it on its
+ * side of the switch, which is itself volatile asm with a memory clobber
+ * (arch/ctx.h).  It saves a call and return on every scheduling path (a
+ * rendezvous round trip read it 12 times). */
+weft__worker *weft__worker_self_slow(void) __attribute__((noinline));
+extern _Thread_local weft__worker *weft__tls_worker __attribute__((tls_model("initial-exec")));
+
+static inline weft__worker *weft__worker_self(void)
+{
+#if defined(__x86_64__)
+    weft__worker *w;
+    __asm__ volatile("movq weft__tls_worker@gottpoff(%%rip), %0\n\t"
+                     "movq %%fs:(%0), %0"
+                     : "=r"(w)
+                     :
+                     : "memory");
+    return w;
+#else
+    return weft__worker_self_slow();
+#endif
+}
 
 /* The calling task's or pthread's context.  Inline: the lock's fast paths
  * call it once each way. */

@@ -112,11 +112,11 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
  * library is built position-independent, which would otherwise pick the
  * general-dynamic model).  One pointer of static TLS is well within glibc's
  * reserve for libraries loaded at start-up or by dlopen. */
-static _Thread_local weft__worker *tls_worker __attribute__((tls_model("initial-exec")));
+_Thread_local weft__worker *weft__tls_worker __attribute__((tls_model("initial-exec")));
 
-weft__worker *weft__worker_self(void)
+weft__worker *weft__worker_self_slow(void)
 {
-    return tls_worker;
+    return weft__tls_worker;
 }
 
 /* --- switching ---------------------------------------------------------- */
@@ -199,7 +199,8 @@ static weft_task *local_next(weft__worker *w)
      * exiting task's joiner, task.c step 1) to the stealable deque, where
      * another worker could run it and free the caller's stack under it.
      * Timers fire in weft__after_switch instead, on the far side. */
-    if (WEFT_UNLIKELY(++w->tick % FAIR_TICK == 0)) {
+    if (WEFT_UNLIKELY(++w->tick == FAIR_TICK)) {
+        w->tick = 0;
         if ((t = from_injector(w)) || (t = yq_pop(w))) {
             w->next_streak = 0;
             return t;
@@ -245,7 +246,7 @@ void weft__task_switch_out(weft__worker *w, weft_task *self, int action)
     w = weft__worker_self();
     /* A yield's far side inline (queue the yielder), the rest out of line. */
     weft_task *p = w->prev;
-    if (p && w->prev_action == WEFT__SW_YIELD && w->tick % FAIR_TICK != 0) {
+    if (p && w->prev_action == WEFT__SW_YIELD && w->tick != 0) {
         w->prev = NULL;
         yq_push(w, p);
         return;
@@ -277,7 +278,7 @@ void weft__after_switch(weft__worker *w)
     /* The fairness tick's timer check (see local_next for why it is here),
      * and a quiescent state for the channels' segment reclamation (rcu.c):
      * between two tasks no read section is open. */
-    if (WEFT_UNLIKELY(w->tick % FAIR_TICK == 0)) {
+    if (WEFT_UNLIKELY(w->tick == 0)) {
         weft__timers_run(w, weft__now());
         weft__rcu_quiescent();
     }
@@ -517,7 +518,7 @@ static weft_task *find_work(weft__worker *w)
 void weft__worker_loop(weft__worker *w)
 {
     weft__rcu_worker_start();
-    tls_worker = w;
+    weft__tls_worker = w;
     for (;;) {
         weft__after_switch(w);
         /* In the scheduler context no read section is open (rcu.c). */
@@ -527,6 +528,6 @@ void weft__worker_loop(weft__worker *w)
         w->current = t;
         weft__switch(w, &w->sched_ctx, t, false);
     }
-    tls_worker = NULL;
+    weft__tls_worker = NULL;
     weft__rcu_worker_stop();
 }

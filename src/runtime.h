@@ -215,9 +215,6 @@ static inline void weft__sched_wake_one(weft_runtime *rt)
 }
 /* Finishes a task that switched out for the last time (WEFT__SW_EXIT). */
 void weft__task_exited(weft__worker *w, weft_task *t);
-/* Creates a task (not yet runnable). */
-int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, bool detached,
-                   weft_task **out);
 /* Creates and starts a task of rt from any thread (counted for destroy);
  * out NULL: detached; g: the group it joins.  ECANCELED once destroy began. */
 int weft__spawn(weft_runtime *rt, weft_fn fn, void *arg, weft_task **out, struct weft_group *g);

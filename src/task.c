@@ -64,8 +64,9 @@ _Static_assert(WEFT_CTX_RBP == 8 && WEFT_CTX_PC == 16 && WEFT_CTX_FN == 24 && WE
 
 _Noreturn void weft__task_main(void *arg);
 
-int weft__task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, bool detached,
-                   weft_task **out)
+/* Creates a task (not yet runnable).  weft__spawn's alone, inlined there. */
+static inline int task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, bool detached,
+                           weft_task **out)
 {
     weft__stack_cache *cache = w && w->rt == rt ? &w->stacks : NULL;
     weft_task *t = weft__stack_get(&rt->stack_pool, cache);
@@ -199,7 +200,7 @@ int weft__spawn(weft_runtime *rt, weft_fn fn, void *arg, weft_task **out, struct
         }
     }
     weft_task *t;
-    int rc = weft__task_new(rt, w, fn, arg, out == NULL, &t);
+    int rc = task_new(rt, w, fn, arg, out == NULL, &t);
     if (rc) {
         if (!inside) atomic_fetch_sub_explicit(&rt->spawned_outside, 1, memory_order_seq_cst);
         return rc;
@@ -236,6 +237,32 @@ static void join_unlink(weft__waiter *w)
 
 static const weft__waiter_ops join_ops = {.unlink = join_unlink};
 
+/* weft_join of a task not yet DONE (j: the joiner word seen): waits.  Out
+ * of line, so the join of a finished task (the usual one in a fan-out)
+ * saves no registers for it. */
+static __attribute__((noinline)) int join_wait(weft_task *t, weft__waiter *j, int *status)
+{
+    if (j != NULL && j != WEFT__JOIN_EXITING)
+        return EINVAL; /* someone else is joining it, or it was detached */
+    weft__waiter w;
+    weft__waiter_init(&w, &join_ops, t);
+    while (!atomic_compare_exchange_weak_explicit(&t->joiner, &j, &w, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+        if (j != NULL && j != WEFT__JOIN_EXITING) break;
+    }
+    if (j == NULL || j == WEFT__JOIN_EXITING) {
+        int rc = weft__waiter_park(&w, 0);
+        if (rc) return rc; /* cancelled: still joinable (step 5) */
+    } else {
+        if (w.task) atomic_store_explicit(&w.task->park, WEFT__P_RUNNING, memory_order_relaxed);
+        if (j != WEFT__JOIN_DONE) return EINVAL;
+    }
+    if (status) *status = t->status;
+    /* Re-read: a join that parked may have resumed on another worker. */
+    task_free(weft__worker_self(), t);
+    return 0;
+}
+
 int weft_join(weft_task *t, int *status)
 {
     if (!t) return EINVAL;
@@ -245,26 +272,9 @@ int weft_join(weft_task *t, int *status)
     if (weft__cancelled_from(wk)) return ECANCELED;
     /* acquire: pairs with the exit side's exchanges (step 3). */
     weft__waiter *j = atomic_load_explicit(&t->joiner, memory_order_acquire);
-    if (j != WEFT__JOIN_DONE) {
-        if (j != NULL && j != WEFT__JOIN_EXITING)
-            return EINVAL; /* someone else is joining it, or it was detached */
-        weft__waiter w;
-        weft__waiter_init(&w, &join_ops, t);
-        while (!atomic_compare_exchange_weak_explicit(&t->joiner, &j, &w, memory_order_acq_rel,
-                                                      memory_order_acquire)) {
-            if (j != NULL && j != WEFT__JOIN_EXITING) break;
-        }
-        if (j == NULL || j == WEFT__JOIN_EXITING) {
-            int rc = weft__waiter_park(&w, 0);
-            if (rc) return rc; /* cancelled: still joinable (step 5) */
-        } else {
-            if (w.task) atomic_store_explicit(&w.task->park, WEFT__P_RUNNING, memory_order_relaxed);
-            if (j != WEFT__JOIN_DONE) return EINVAL;
-        }
-    }
+    if (WEFT_UNLIKELY(j != WEFT__JOIN_DONE)) return join_wait(t, j, status);
     if (status) *status = t->status;
-    /* Re-read: a join that parked may have resumed on another worker. */
-    task_free(j == WEFT__JOIN_DONE ? wk : weft__worker_self(), t);
+    task_free(wk, t);
     return 0;
 }
 

@@ -371,3 +371,88 @@ Test(runtime, default_options_use_every_cpu_and_a_runtime_can_be_reused, .timeou
     }
     cr_assert_eq(weft_runtime_destroy(rt), 0);
 }
+
+/*
+ * Tasks resuming on other workers read the current worker afresh.  Eight
+ * tasks pass seven tokens round a ring of rendezvous channels on 4 workers:
+ * every hand-off parks one side, a wake-up lands in the waker's next slot,
+ * the task it displaces goes to the deque and is stolen, so the tasks keep
+ * changing workers (the test counts the moves and requires some).  After
+ * every resumption each checks that the runtime names it as the current
+ * task.  And if the scheduler kept a worker pointer read before a switch
+ * (the thread-local is read inline, runtime.h), the resumed side would
+ * finish the old worker's hand-over instead of its own and lose tasks: the
+ * ring would hang.  A token retires after RING_HOPS hops; whoever retires
+ * the last one leaves, and its closed handles unwind the ring.
+ */
+#define RING 8
+#define RING_TOKENS 7
+#define RING_HOPS 20000
+
+struct ring_member {
+    weft_rx *in;
+    weft_tx *out;
+    long wrong, moves;
+};
+static _Atomic int ring_retired;
+
+static int ring_member(void *arg)
+{
+    struct ring_member *m = arg;
+    weft_task *me = weft_current();
+    long v;
+    for (;;) {
+        weft__worker *before = weft__worker_self();
+        if (weft_chan_recv(m->in, &v) != 0) break; /* the ring is unwinding */
+        if (weft__worker_self() != before) m->moves++;
+        if (weft_current() != me) m->wrong++;
+        if (++v == RING_HOPS) {
+            if (atomic_fetch_add(&ring_retired, 1) + 1 == RING_TOKENS) break;
+            continue;
+        }
+        before = weft__worker_self();
+        if (weft_chan_send(m->out, &v) != 0) break;
+        if (weft__worker_self() != before) m->moves++;
+        if (weft_current() != me) m->wrong++;
+    }
+    weft_chan_tx_free(m->out);
+    weft_chan_rx_free(m->in);
+    return 0;
+}
+
+static int token_ring(void *arg)
+{
+    (void)arg;
+    atomic_store(&ring_retired, 0);
+    weft_tx *tx[RING];
+    weft_rx *rx[RING];
+    for (int i = 0; i < RING; i++)
+        cr_assert_eq(weft_chan_open(&tx[i], &rx[i], 0, sizeof(long), NULL), 0);
+    struct ring_member m[RING];
+    weft_task *t[RING];
+    for (int i = 0; i < RING; i++) {
+        m[i] = (struct ring_member){rx[i], NULL, 0, 0};
+        cr_assert_eq(weft_chan_tx_clone(tx[(i + 1) % RING], &m[i].out), 0);
+    }
+    for (int i = 0; i < RING; i++) cr_assert_eq(weft_spawn(&t[i], ring_member, &m[i]), 0);
+    for (int k = 0; k < RING_TOKENS; k++) {
+        long v = 0;
+        cr_assert_eq(weft_chan_send(tx[k], &v), 0);
+    }
+    for (int i = 0; i < RING; i++) weft_chan_tx_free(tx[i]);
+    long moves = 0;
+    for (int i = 0; i < RING; i++) {
+        cr_assert_eq(weft_join(t[i], NULL), 0);
+        cr_assert_eq(m[i].wrong, 0, "task %d saw another task as current %ld times", i, m[i].wrong);
+        moves += m[i].moves;
+    }
+    cr_assert_eq(atomic_load(&ring_retired), RING_TOKENS);
+    cr_assert_gt(moves, 0, "no task changed workers: the test tested nothing");
+    return 0;
+}
+
+Test(task, a_task_resumed_on_another_worker_is_the_current_task_there, .timeout = 60)
+{
+    cr_assert_eq(run_on(4, token_ring, NULL), 0);
+    cr_assert_eq(run_on(2, token_ring, NULL), 0);
+}

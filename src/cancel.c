@@ -205,8 +205,9 @@ static bool token_tryref(weft_token *t)
  * Only hints; siblings are stable under the parent's shard lock, which the
  * caller holds.  (Prefetching each child's whole task region as well, nine
  * lines, made a million-child cancel 3-22% slower on 1 worker in four paired
- * runs.  GCC had silently dropped that prefetch until weft__task_prefetch
- * got its volatile asm, so the walk was always measured without it.)
+ * runs.  GCC had silently dropped that prefetch until the task prefetch
+ * got its volatile asm, worker.c, so the walk was always measured without
+ * it.)
  */
 static inline void walk_prefetch(const weft__cnode *c)
 {

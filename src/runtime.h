@@ -53,37 +53,6 @@ struct weft_task {
 #endif
 };
 
-/* Bytes of a parked task's stack just below its struct that resuming it (and
- * cancelling it: the blocked waiter lives there) touches: the frames from
- * weft__task_main down to the switch, 312 bytes for a sleep on x86-64. */
-#define WEFT__TASK_HOT_BELOW 320
-
-/*
- * Starts loading the memory that running, waking or cancelling t touches:
- * its struct and the frames just below it (one contiguous region at the top
- * of its stack).  A hint: it never faults and may be wrong.  Loops that visit
- * many parked tasks (a cancel walk, a worker draining its deque) call it one
- * or two tasks ahead, so the misses overlap instead of queueing behind the
- * locked instructions each visit makes.
- */
-static inline void weft__task_prefetch(const weft_task *t)
-{
-    /* Written out: one prefetch per line off one base register (compilers
-     * kept the loop, 4 instructions a line, on the deque's pop path). */
-    enum { LINES = (WEFT__TASK_HOT_BELOW + (int)sizeof(weft_task) + 63) / 64 };
-    _Static_assert(LINES <= 12, "weft__task_prefetch covers at most 12 lines");
-    const char *p = (const char *)t - WEFT__TASK_HOT_BELOW;
-#define WEFT__PF(i)                                                                                \
-    if ((i) < LINES) __builtin_prefetch(p + 64 * (i), 1)
-    WEFT__PF(0); WEFT__PF(1); WEFT__PF(2); WEFT__PF(3); WEFT__PF(4); WEFT__PF(5);
-    WEFT__PF(6); WEFT__PF(7); WEFT__PF(8); WEFT__PF(9); WEFT__PF(10); WEFT__PF(11);
-#undef WEFT__PF
-    /* GCC 12 deems a function of prefetches alone free of side effects and
-     * deletes calls to it before inlining; an empty volatile asm (no code)
-     * keeps them. */
-    __asm__ volatile("");
-}
-
 typedef struct weft__worker {
     weft_runtime *rt;
     unsigned id;

@@ -237,10 +237,10 @@ static void join_unlink(weft__waiter *w)
 
 static const weft__waiter_ops join_ops = {.unlink = join_unlink};
 
-/* weft_join of a task not yet DONE (j: the joiner word seen): waits.  Out
- * of line, so the join of a finished task (the usual one in a fan-out)
- * saves no registers for it. */
-static __attribute__((noinline)) int join_wait(weft_task *t, weft__waiter *j, int *status)
+/* weft_join of a task not yet DONE (j: the joiner word seen): waits until
+ * it is.  Out of line, so the join of a finished task (the usual one in a
+ * fan-out) saves no registers for it. */
+static __attribute__((noinline)) int join_wait(weft_task *t, weft__waiter *j)
 {
     if (j != NULL && j != WEFT__JOIN_EXITING)
         return EINVAL; /* someone else is joining it, or it was detached */
@@ -257,9 +257,6 @@ static __attribute__((noinline)) int join_wait(weft_task *t, weft__waiter *j, in
         if (w.task) atomic_store_explicit(&w.task->park, WEFT__P_RUNNING, memory_order_relaxed);
         if (j != WEFT__JOIN_DONE) return EINVAL;
     }
-    if (status) *status = t->status;
-    /* Re-read: a join that parked may have resumed on another worker. */
-    task_free(weft__worker_self(), t);
     return 0;
 }
 
@@ -272,7 +269,11 @@ int weft_join(weft_task *t, int *status)
     if (weft__cancelled_from(wk)) return ECANCELED;
     /* acquire: pairs with the exit side's exchanges (step 3). */
     weft__waiter *j = atomic_load_explicit(&t->joiner, memory_order_acquire);
-    if (WEFT_UNLIKELY(j != WEFT__JOIN_DONE)) return join_wait(t, j, status);
+    if (WEFT_UNLIKELY(j != WEFT__JOIN_DONE)) {
+        int rc = join_wait(t, j);
+        if (rc) return rc;
+        wk = weft__worker_self(); /* it may have resumed on another worker */
+    }
     if (status) *status = t->status;
     task_free(wk, t);
     return 0;

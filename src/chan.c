@@ -41,8 +41,8 @@
  * REJECTED (the owner's scope is already cancelled: claim refuses a pending
  * cancel, which is the motivating failure) -> it aborts the waiter itself,
  * finalises the cell INT_* and moves on: the item goes to the next cell;
- * LOST (a canceller won) -> it puts the waiter back and moves on, and the
- * canceller's unlink finalises the cell.  So an item is moved only by the
+ * LOST (a canceller won) -> it puts the waiter back, waits until the
+ * canceller's unlink has finalised the cell (see Memory), and moves on.  So an item is moved only by the
  * winner of the waiter CAS, under the cell lock, and a sender's item is
  * either copied by exactly one claimer or stays in the sender's memory.
  * An item in a BUFFERED cell is taken by the cell's receiver alone (the one
@@ -72,13 +72,20 @@
  * visitors, inside an RCU read section (rcu.h: free on a worker, online and
  * offline on a plain pthread), which never contains a park or a user
  * callback (on_drop runs after its item is copied out and the section
- * ended).  So one grace period after the retirement every visitor is gone,
- * and what can still touch the segment is a waiter left installed in one of
- * its cells, which only its canceller's unlink (cell_unlink, outside any
- * section) finalises, with a CAS that is its last access to the segment.
- * So the grace-period callback scans the cells: if none holds a waiter
- * (or CLAIMING) it frees the segment, else it retires it again and looks
- * after one more grace period.  The one canceller access that could
+ * ended).  So one grace period after the retirement every visitor is gone.
+ * The one other party that touches a cell is the canceller of a waiter
+ * installed there, whose unlink (cell_unlink, outside any read section)
+ * finalises the cell with a CAS that is its last access to the segment.
+ * Each waiter cell of a retired segment was taken, before the retirement,
+ * by the other side's visitor (the side that came second; the waiter is
+ * the first's).  That visitor either decides the waiter itself (the
+ * canceller then lost the waiter CAS and never unlinks), or finds the
+ * canceller's unlink already done, or finds the waiter aborted and not
+ * yet unlinked: then it gives the cell back and waits, inside its read
+ * section, until the canceller has finalised it (give_back_lost; closers
+ * do the same).  So every canceller access ends before a read section
+ * that the grace period waits for, and the grace-period callback frees
+ * the segment without looking at it.  The one canceller access that could
  * follow a finalisation, an unlink that lost the finalising CAS to the
  * owner's own unlink (an abort that came before the install), happens
  * while the canceller holds the owner's context BUSY, and that owner
@@ -86,7 +93,11 @@
  * (block_in_cell).  So neither side of a hand-off touches a counter for
  * reclamation: no read-modify-write beyond the cell's own.  (Before, each
  * segment counted its installed waiters, two more locked instructions
- * per blocking call.)  Segments past a close are freed with the channel.
+ * per blocking call; after that, the callback scanned each retired
+ * segment for waiters still installed and retired it again if it found
+ * one, which kept liburcu's call_rcu thread busy for about a third of a
+ * rendezvous ping-pong, reading cache lines the workers had just written.)
+ * Segments past a close are freed with the channel.
  *
  * Stats.  Buffered items are counted without a shared counter on the fast
  * paths: each side counts only its visits that moved no item through the
@@ -152,9 +163,7 @@ enum {
 
 typedef struct seg {
     uint64_t id;
-    size_t bytes;  /* as allocated (blk.c) */
-    size_t ncells; /* its channel's shape (cell_at), kept here for the */
-    size_t stride; /* scan after a grace period, which may outlive it */
+    size_t bytes; /* as allocated (blk.c) */
     _Atomic(struct seg *) next;
     struct rcu_head rcu;
     _Alignas(64) unsigned char cells[];
@@ -228,11 +237,10 @@ static uint64_t seg_cells(const chan *ch)
 {
     return (uint64_t)1 << ch->seg_shift;
 }
-/* Cell i (any index; taken modulo the segment's size) of sg.  From the
- * segment's own shape, so the scan after a grace period can use it too. */
-static _Atomic uintptr_t *cell_at(seg *sg, uint64_t i)
+/* Cell i (any index; taken modulo the segment's size) of sg. */
+static _Atomic uintptr_t *cell_at(const chan *ch, seg *sg, uint64_t i)
 {
-    return (_Atomic uintptr_t *)(void *)(sg->cells + (i & (sg->ncells - 1)) * sg->stride);
+    return (_Atomic uintptr_t *)(void *)(sg->cells + (i & (seg_cells(ch) - 1)) * ch->stride);
 }
 static void *item_at(chan *ch, _Atomic uintptr_t *c)
 {
@@ -275,8 +283,6 @@ static seg *seg_new(chan *ch, uint64_t id)
     memset(sg, 0, bytes);
     sg->id = id;
     sg->bytes = bytes;
-    sg->ncells = seg_cells(ch);
-    sg->stride = ch->stride;
     atomic_init(&sg->next, NULL);
     return sg;
 }
@@ -324,24 +330,12 @@ static inline seg *seg_at(chan *ch, _Atomic(seg *) *hint, seg *from, uint64_t i)
 }
 
 /* A grace period after its unlink: every visitor of the segment has left
- * its read section.  Free it, unless a waiter is still installed in one of
- * its cells (its canceller has yet to finalise it): then look again one
- * grace period later (see Memory).  On liburcu's call_rcu thread, which
- * runs callbacks online and may queue more. */
+ * its read section, and with it every canceller access to its cells (see
+ * Memory).  On liburcu's call_rcu thread. */
 static void seg_retired(struct rcu_head *h)
 {
     weft__rcu_grace_passed();
-    seg *sg = caa_container_of(h, seg, rcu);
-    for (size_t i = 0; i < sg->ncells; i++) {
-        /* acquire: pairs with the finalising CAS (cell_unlink), the
-         * canceller's last access. */
-        uintptr_t st = atomic_load_explicit(cell_at(sg, i), memory_order_acquire);
-        if (IS_WAITER(st) || st == C_CLAIMING) {
-            weft__rcu_retire(&sg->rcu, seg_retired);
-            return;
-        }
-    }
-    seg_free(sg);
+    seg_free(caa_container_of(h, seg, rcu));
 }
 
 /* Retires head segments whose every cell has been taken by all of S, R and
@@ -423,6 +417,20 @@ static void finish_aborted(_Atomic uintptr_t *c, uintptr_t fin, weft__waiter *w)
     weft__waiter_wake(w);
 }
 
+/* A visitor (or closer) holding cell c as CLAIMING found its waiter
+ * (cell word st) aborted by a canceller, which will finalise the cell in
+ * its unlink: give the cell back and wait for that finalisation, so that
+ * the canceller's last access to the segment happens inside our read
+ * section (see Memory).  The canceller is between its abort and its
+ * unlink, which neither blocks nor switches: a short wait, and never
+ * taken on a hand-off that succeeds. */
+static void give_back_lost(_Atomic uintptr_t *c, uintptr_t st)
+{
+    atomic_store_explicit(c, st, memory_order_release);
+    /* acquire: the canceller's finalising CAS, its last access. */
+    for (unsigned i = 0; atomic_load_explicit(c, memory_order_acquire) == st;) weft__backoff(&i);
+}
+
 /* A close ends the waiter found in cell c (state st) if it blocked through
  * handle only (NULL: any handle): locks the cell, aborts the waiter with
  * code and finalises the cell as fin; otherwise, or when a canceller won
@@ -437,10 +445,12 @@ static bool close_waiter(_Atomic uintptr_t *c, uintptr_t st, int code, uintptr_t
     /* CLAIMING holds the waiter: its owner cannot return and take its
      * memory (our cell) away while we look at it. */
     weft__waiter *w = W_OF(st);
-    if ((!only || ((cwait *)w->obj)->h == only) && abort_held(w, code))
+    if (only && ((cwait *)w->obj)->h != only)
+        atomic_store_explicit(c, st, memory_order_release);
+    else if (abort_held(w, code))
         finish_aborted(c, fin, w);
     else
-        atomic_store_explicit(c, st, memory_order_release);
+        give_back_lost(c, st);
     return true;
 }
 
@@ -481,7 +491,7 @@ static void scan_waiters(chan *ch, bool (*fn)(_Atomic uintptr_t *, uintptr_t, vo
     for (seg *sg = atomic_load_explicit(&ch->head, memory_order_acquire); sg;
          sg = atomic_load_explicit(&sg->next, memory_order_acquire)) {
         for (uint64_t i = 0; i < seg_cells(ch); i++) {
-            _Atomic uintptr_t *c = cell_at(sg, i);
+            _Atomic uintptr_t *c = cell_at(ch, sg, i);
             for (;;) {
                 uintptr_t st = atomic_load_explicit(c, memory_order_seq_cst);
                 if (st == C_CLAIMING) {
@@ -580,9 +590,12 @@ static bool eb_visit(chan *ch, _Atomic uintptr_t *c, uint64_t b)
             if (b < CNT(r_raw)) {
                 /* its receiver is coming and takes the item directly; if the
                  * sender turns out cancelled, that receiver expands for us. */
-                bool live = atomic_load_explicit(&w->state, memory_order_acquire) == WEFT__W_WAITING;
-                atomic_store_explicit(c, live ? st | TAG_EB : st, memory_order_release);
-                return live;
+                if (atomic_load_explicit(&w->state, memory_order_acquire) != WEFT__W_WAITING) {
+                    give_back_lost(c, st);
+                    return false;
+                }
+                atomic_store_explicit(c, st | TAG_EB, memory_order_release);
+                return true;
             }
             switch (decide(w)) {
             case CLAIMED:
@@ -595,7 +608,7 @@ static bool eb_visit(chan *ch, _Atomic uintptr_t *c, uint64_t b)
                 finish_aborted(c, C_INT_SEND, w);
                 return false;
             default:
-                atomic_store_explicit(c, st, memory_order_release);
+                give_back_lost(c, st);
                 return false;
             }
         }
@@ -628,7 +641,7 @@ static void expand_buffer(chan *ch, handle *h)
             atomic_store_explicit(&h->seen, s, memory_order_relaxed);
         }
         seg *sg = seg_at(ch, &ch->bseg, from, b);
-        if (b >= s || eb_visit(ch, cell_at(sg, b), b)) return;
+        if (b >= s || eb_visit(ch, cell_at(ch, sg, b), b)) return;
     }
 }
 
@@ -716,7 +729,7 @@ static bool send_room(chan *ch, handle *h, uint64_t s)
 static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item)
 {
     uint64_t s = CNT(s_raw);
-    _Atomic uintptr_t *c = cell_at(sg, s);
+    _Atomic uintptr_t *c = cell_at(ch, sg, s);
     int refuse = o->wait ? 0 : EAGAIN;
     for (;;) {
         uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
@@ -759,7 +772,7 @@ static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item
                 finish_aborted(c, C_INT_RCV, w);
                 return R_RETRY;
             default:
-                atomic_store_explicit(c, st, memory_order_release);
+                give_back_lost(c, st);
                 return R_RETRY;
             }
         }
@@ -823,7 +836,7 @@ int weft_chan_try_send(weft_tx *tx, const void *item)
 
 static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
 {
-    _Atomic uintptr_t *c = cell_at(sg, r);
+    _Atomic uintptr_t *c = cell_at(ch, sg, r);
     int refuse = o->wait ? 0 : EAGAIN;
     for (;;) {
         uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
@@ -877,7 +890,7 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
                 if (st & TAG_EB) expand_buffer(ch, o->h);
                 return R_RETRY;
             default:
-                atomic_store_explicit(c, st, memory_order_release);
+                give_back_lost(c, st);
                 if (st & TAG_EB) expand_buffer(ch, o->h);
                 return R_RETRY;
             }
@@ -1044,7 +1057,7 @@ static void tx_side_closed(chan *ch)
     uint64_t r = CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst));
     for (uint64_t i = s; i < r; i++) {
         sg = seg_find(ch, &ch->sseg, sg, i);
-        _Atomic uintptr_t *c = cell_at(sg, i);
+        _Atomic uintptr_t *c = cell_at(ch, sg, i);
         for (;;) {
             uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
             if (st == C_EMPTY || st == C_IN_BUFFER) {
@@ -1086,7 +1099,7 @@ static void rx_side_closed(chan *ch)
         uint64_t r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
         uint64_t s = CNT(atomic_load_explicit(&ch->S, memory_order_seq_cst));
         seg *sg = seg_find(ch, &ch->rseg, from, r);
-        _Atomic uintptr_t *c = cell_at(sg, r);
+        _Atomic uintptr_t *c = cell_at(ch, sg, r);
         for (;;) {
             uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
             if (st == C_EMPTY || st == C_IN_BUFFER) {

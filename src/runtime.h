@@ -67,6 +67,11 @@ typedef struct weft__worker {
     int prev_action;             /* WEFT__SW_* for prev */
     bool spinning;               /* owner only; counted in rt->nr_spinning */
     uint64_t rng;
+    /* Stealing patience (worker.c): the marked top entry this worker saw
+     * last, whose deque, and since when; owner only. */
+    const void *pat_seen;
+    const struct weft__worker *pat_victim;
+    uint64_t pat_since;
     weft__deque dq;
     weft__timers timers;
     weft__stack_cache stacks;

@@ -24,6 +24,26 @@ Test(deque, owner_is_lifo_thief_is_fifo, .timeout = 10)
     weft__dq_destroy(&q);
 }
 
+Test(deque, a_marked_top_is_stolen_only_when_asked_and_keeps_its_mark, .timeout = 10)
+{
+    weft__deque q;
+    void *seen = NULL;
+    void *marked = (void *)(uintptr_t)0x1001, *plain = (void *)(uintptr_t)0x2000;
+    cr_assert_eq(weft__dq_init(&q, 2), 0);
+    cr_assert_eq(weft__dq_push(&q, marked), 0);
+    cr_assert_eq(weft__dq_push(&q, plain), 0);
+    cr_assert_eq(weft__dq_steal_if(&q, false, &seen), WEFT__DQ_MARKED);
+    cr_assert_eq(seen, marked);
+    cr_assert_eq(weft__dq_size(&q), 2, "a refused steal took nothing");
+    cr_assert_eq(weft__dq_steal_if(&q, true, &seen), marked);
+    seen = NULL;
+    cr_assert_eq(weft__dq_steal_if(&q, false, &seen), plain, "an unmarked top goes at once");
+    cr_assert_null(seen);
+    cr_assert_eq(weft__dq_push(&q, marked), 0);
+    cr_assert_eq(weft__dq_take(&q), marked, "the owner takes marked entries as they are");
+    weft__dq_destroy(&q);
+}
+
 Test(deque, grows_and_keeps_order, .timeout = 10)
 {
     weft__deque q;

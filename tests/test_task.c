@@ -456,3 +456,59 @@ Test(task, a_task_resumed_on_another_worker_is_the_current_task_there, .timeout 
     cr_assert_eq(run_on(4, token_ring, NULL), 0);
     cr_assert_eq(run_on(2, token_ring, NULL), 0);
 }
+
+/* A task made runnable by a running task waits in that worker's deque,
+ * marked, and a thief leaves it there for a while (worker.c, Stealing).
+ * But only for a while: here the task that queued it then spins without
+ * ever switching, so only another worker can run it.  It sets the flag the
+ * spinner waits for; if marked tasks were never stolen, this hangs. */
+struct queued_behind {
+    atomic_bool ran;
+    weft__worker *spinner_on, *ran_on;
+};
+
+static int set_ran(void *arg)
+{
+    struct queued_behind *q = arg;
+    q->ran_on = weft__worker_self();
+    atomic_store(&q->ran, true);
+    return 0;
+}
+
+static int nothing(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int spin_behind(void *arg)
+{
+    struct queued_behind *q = arg;
+    weft_task *queued, *in_next;
+    atomic_store(&q->ran, false);
+    q->spinner_on = weft__worker_self();
+    /* The second spawn takes the next slot and pushes the first, marked,
+     * to this worker's deque. */
+    cr_assert_eq(weft_spawn(&queued, set_ran, q), 0);
+    cr_assert_eq(weft_spawn(&in_next, nothing, NULL), 0);
+    while (!atomic_load(&q->ran)) sched_yield(); /* the OS's yield: the task never switches */
+    cr_assert_eq(weft__worker_self(), q->spinner_on);
+    cr_assert_neq(q->ran_on, q->spinner_on);
+    cr_assert_eq(weft_join(queued, NULL), 0);
+    cr_assert_eq(weft_join(in_next, NULL), 0);
+    return 0;
+}
+
+Test(task, a_task_queued_behind_a_task_that_never_switches_is_stolen, .timeout = 30)
+{
+    struct queued_behind q;
+    for (int spin = 0; spin < 2; spin++) {
+        weft_options o;
+        weft_options_init(&o);
+        o.workers = 2;
+        if (!spin) o.spin_ns = 0; /* the thief parks between looks */
+        int status = -1;
+        cr_assert_eq(weft_run(&o, spin_behind, &q, &status), 0);
+        cr_assert_eq(status, 0);
+    }
+}

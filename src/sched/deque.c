@@ -140,7 +140,7 @@ void *weft__dq_take(weft__deque *q)
     return x;
 }
 
-void *weft__dq_steal(weft__deque *q)
+void *weft__dq_steal_if(weft__deque *q, bool take_marked, void **seen)
 {
     int64_t t = atomic_load_explicit(&q->top, memory_order_acquire);
     /* seq_cst: pairs with the fence in take() (invariant 4). */
@@ -151,6 +151,12 @@ void *weft__dq_steal(weft__deque *q)
      * dq_grow's release store. */
     weft__dq_array *a = atomic_load_explicit(&q->array, memory_order_acquire);
     void *x = atomic_load_explicit(&a->slot[t & a->mask], memory_order_relaxed);
+    if (((uintptr_t)x & 1) && !take_marked) {
+        /* Read like any stolen entry, but not taken: no CAS, so nothing
+         * changes for the owner or other thieves. */
+        *seen = x;
+        return WEFT__DQ_MARKED;
+    }
     if (!atomic_compare_exchange_strong_explicit(&q->top, &t, t + 1, memory_order_seq_cst,
                                                  memory_order_relaxed))
         return WEFT__DQ_ABORT;

@@ -42,9 +42,10 @@
  * cancel, which is the motivating failure) -> it aborts the waiter itself,
  * finalises the cell INT_* and moves on: the item goes to the next cell;
  * LOST (a canceller won) -> it puts the waiter back, waits until the
- * canceller's unlink has finalised the cell (see Memory), and moves on.  So an item is moved only by the
- * winner of the waiter CAS, under the cell lock, and a sender's item is
- * either copied by exactly one claimer or stays in the sender's memory.
+ * canceller's unlink has finalised the cell (see Memory), and moves on.
+ * So an item is moved only by the winner of the waiter CAS, under the cell
+ * lock, and a sender's item is either copied by exactly one claimer or
+ * stays in the sender's memory.
  * An item in a BUFFERED cell is taken by the cell's receiver alone (the one
  * whose FAA on R returned the cell, possibly the drain of a closing receive
  * side): nobody else writes a BUFFERED cell, so taking it is a copy and a

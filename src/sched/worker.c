@@ -77,13 +77,15 @@
  * top of that same deque for STEAL_PATIENCE_NS (10 us); unmarked entries
  * (from the injector, or stolen before) it takes at once, as before.  The
  * marked tasks are those that talk to the tasks on their worker: producers
- * woken by a consumer, the other side of a ping-pong.  Stolen at once, each
- * ran on the thief only to block again and be woken back onto the
- * consumer's worker, so every item moved two tasks across cores (cache
- * misses on their stacks and waiters, and a second worker busy doing
- * nothing useful): on 2 workers a 1-slot channel with 4 producers took
- * 230-390 ns an item against 95 ns on 1 worker, and now 100-150 ns (a
- * rendezvous one 280 -> 140 ns; measured with bench/bench_chan).  The
+ * woken by a consumer, children that their parent will join.  Stolen at
+ * once, a woken producer ran on the thief only to block again and be woken
+ * back onto the consumer's worker, so every item moved tasks across cores
+ * (cache misses on their stacks and waiters, and a second worker busy
+ * doing nothing useful): on 2 workers a 1-slot channel with 4 producers
+ * and 1 consumer took 230-500 ns an item (95 ns on 1 worker), and now
+ * 105-155 ns; a rendezvous one 280-490 -> 100-160 ns (bench/bench_chan,
+ * alternating runs).  Spawn-heavy work (fib, skynet, spawn+join) measured
+ * the same either way.  The
  * patience is long against a hand-off round (about 1 us) and short against
  * anything a user could see; a worker whose task runs long without
  * switching still loses its marked tasks after it, and an idle worker

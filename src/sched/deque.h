@@ -39,16 +39,19 @@ void weft__dq_destroy(weft__deque *q);
 int weft__dq_push(weft__deque *q, void *x);
 /* Owner: pops the bottom (LIFO); WEFT__DQ_EMPTY when empty. */
 void *weft__dq_take(weft__deque *q);
-/* Anyone: takes the top (FIFO); WEFT__DQ_EMPTY, or WEFT__DQ_ABORT on a lost race. */
-#define weft__dq_steal(q) weft__dq_steal_if((q), true, NULL)
-
 /* The owner may mark an entry by setting its bit 0 (entries are pointers
  * aligned to 2 or more); the deque keeps the mark and returns it. */
 #define WEFT__DQ_MARKED ((void *)2)
-/* Anyone: as steal, except that a marked top entry is taken only when
- * take_marked; otherwise it stays, *seen gets it (to compare, never to
- * dereference: it may be gone already) and the result is WEFT__DQ_MARKED. */
+/* Anyone: takes the top (FIFO); WEFT__DQ_EMPTY, or WEFT__DQ_ABORT on a
+ * lost race.  A marked top entry is taken only when take_marked; otherwise
+ * it stays, *seen gets it (to compare, never to dereference: it may be
+ * gone already) and the result is WEFT__DQ_MARKED. */
 void *weft__dq_steal_if(weft__deque *q, bool take_marked, void **seen);
+/* steal_if taking any entry, marked or not. */
+static inline void *weft__dq_steal(weft__deque *q)
+{
+    return weft__dq_steal_if(q, true, NULL);
+}
 
 static inline int64_t weft__dq_size(weft__deque *q)
 {

@@ -485,9 +485,8 @@ static weft_task *steal(weft__worker *w)
             void *x = weft__dq_steal_if(&v->dq, take_marked, &seen);
             if (x == WEFT__DQ_MARKED) {
                 if (first || !patience_over(w, v, seen)) break;
-                take_marked = true; /* and this one again, not counted */
-                tries++;
-                continue;
+                take_marked = true; /* this one and any marked after it */
+                x = weft__dq_steal_if(&v->dq, take_marked, &seen);
             }
             if (x == WEFT__DQ_EMPTY) break;
             if (x == WEFT__DQ_ABORT) continue;

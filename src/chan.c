@@ -122,6 +122,21 @@
  * (Sound with the exactly-once argument above because each decision only
  * needs the fact "B (or S) > x", which a stale larger-than-x value proves.)
  *
+ * Fast paths.  Every call makes its checks (arguments, closed handle,
+ * cancellation, read section) in do_send/do_recv, then goes on by a tail
+ * call: a blocking call on a buffered channel (and any send on an
+ * unbounded one) to send_buffered/recv_buffered, the rest to
+ * send_slow/recv_slow, which hold the one copy of the cell visits above.
+ * The buffered functions take their cell and serve it themselves in the
+ * common case (in the hinted segment, not a segment's first, and for a
+ * send IN_BUFFER or EMPTY with room proven by the hint, for a receive
+ * BUFFERED): exactly what the visit does there, without the visit's
+ * bookkeeping.  Any other cell they pass, taken, to the slow function.
+ * A buffered item then costs about 245 instructions for its send and
+ * receive together on x86-64, against 338 through the visits (callgrind,
+ * 1 producer and 1 consumer, capacity 1024): 2 workers moved an item in
+ * 25 ns instead of 35 (medians of alternating runs).
+ *
  * Memory order.  S, R and B are read and updated seq_cst (the sender's
  * FAA(S) then load(R) against the receiver's FAA(R) then load(S) is a Dekker
  * pair: at least one sees the other, so they cannot both wait).  An item is
@@ -628,22 +643,38 @@ static bool eb_visit(chan *ch, _Atomic uintptr_t *c, uint64_t b)
     }
 }
 
-/* Adds the next cell to the buffer, for a receiver of handle h. */
-static void expand_buffer(chan *ch, handle *h)
+/* Takes the next buffer end b = FAA(B).  Returns true when cell b needs a
+ * visit: a sender took it already (b < S, through the handle's hint). */
+static inline bool eb_take(chan *ch, handle *h, seg **from, uint64_t *b)
 {
-    if (!ch->bounded) return;
+    *from = atomic_load_explicit(&ch->bseg, memory_order_acquire);
+    *b = atomic_fetch_add_explicit(&ch->B, 1, memory_order_seq_cst);
+    /* relaxed: a value S had; S only grows (see Room). */
+    uint64_t s = atomic_load_explicit(&h->seen, memory_order_relaxed);
+    if (*b < s) return true;
+    s = CNT(atomic_load_explicit(&ch->S, memory_order_seq_cst));
+    atomic_store_explicit(&h->seen, s, memory_order_relaxed);
+    return *b < s;
+}
+
+/* expand_buffer's visits, from the taken buffer end b on. */
+static __attribute__((noinline)) void expand_visit(chan *ch, handle *h, seg *from, uint64_t b)
+{
     for (;;) {
-        seg *from = atomic_load_explicit(&ch->bseg, memory_order_acquire);
-        uint64_t b = atomic_fetch_add_explicit(&ch->B, 1, memory_order_seq_cst);
-        /* relaxed: a value S had; S only grows (see Room). */
-        uint64_t s = atomic_load_explicit(&h->seen, memory_order_relaxed);
-        if (b >= s) {
-            s = CNT(atomic_load_explicit(&ch->S, memory_order_seq_cst));
-            atomic_store_explicit(&h->seen, s, memory_order_relaxed);
-        }
         seg *sg = seg_at(ch, &ch->bseg, from, b);
-        if (b >= s || eb_visit(ch, cell_at(ch, sg, b), b)) return;
+        if (eb_visit(ch, cell_at(ch, sg, b), b) || !eb_take(ch, h, &from, &b)) return;
     }
+}
+
+/* Adds the next cell to the buffer, for a receiver of handle h.  Inline up
+ * to the visit: a receiver that drains a buffer its sender has stopped
+ * filling (a sender blocks on a full buffer) adds cells no sender has
+ * taken yet, which needs no visit. */
+static inline void expand_buffer(chan *ch, handle *h)
+{
+    seg *from;
+    uint64_t b;
+    if (ch->bounded && eb_take(ch, h, &from, &b)) expand_visit(ch, h, from, b);
 }
 
 /* --- blocking in a cell ---------------------------------------------------- */
@@ -786,41 +817,95 @@ static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item
     }
 }
 
-static int do_send(weft_tx *tx, const void *item, bool wait)
+/* A send past its argument checks: visits cell s_raw of sg, which the
+ * caller took, or (sg NULL) takes one first; then new cells until one
+ * serves.  Ends the read section that began with plain.  Out of line, and
+ * the one copy of the visits (its callers' jumps to it are tail calls). */
+static __attribute__((noinline)) int send_slow(handle *h, const void *item, bool wait, bool plain,
+                                               uint64_t s_raw, seg *sg)
 {
-    if (!tx || !item) return EINVAL;
-    handle *h = &tx->h;
     chan *ch = h->ch;
-    if (atomic_load_explicit(&h->closed, memory_order_acquire)) return EBADF;
-    if (wait && weft__cancelled()) return ECANCELED;
-    op o = {.h = h, .wait = wait, .plain = weft__rcu_read_begin()};
+    op o = {.h = h, .wait = wait, .plain = plain};
     int rc;
     for (;;) {
-        if (!wait && !ch->unbounded) { /* would it block? then do not take a cell */
-            uint64_t s_raw = atomic_load_explicit(&ch->S, memory_order_seq_cst);
-            uint64_t s = CNT(s_raw);
-            if (s_raw & RX_CLOSED) {
-                rc = EPIPE;
-                break;
+        if (!sg) {
+            if (!wait && !ch->unbounded) { /* would it block? then do not take a cell */
+                uint64_t now = atomic_load_explicit(&ch->S, memory_order_seq_cst);
+                uint64_t s = CNT(now);
+                if (now & RX_CLOSED) {
+                    rc = EPIPE;
+                    break;
+                }
+                if (s >= CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst)) &&
+                    (!ch->bounded || s >= atomic_load_explicit(&ch->B, memory_order_seq_cst))) {
+                    rc = EAGAIN;
+                    break;
+                }
             }
-            if (s >= CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst)) &&
-                (!ch->bounded || s >= atomic_load_explicit(&ch->B, memory_order_seq_cst))) {
-                rc = EAGAIN;
-                break;
-            }
+            seg *from = atomic_load_explicit(&ch->sseg, memory_order_acquire);
+            s_raw = atomic_fetch_add_explicit(&ch->S, 1, memory_order_seq_cst);
+            sg = seg_at(ch, &ch->sseg, from, CNT(s_raw));
+            if ((CNT(s_raw) & (seg_cells(ch) - 1)) == 0) reclaim(ch);
         }
-        seg *from = atomic_load_explicit(&ch->sseg, memory_order_acquire);
-        uint64_t s_raw = atomic_fetch_add_explicit(&ch->S, 1, memory_order_seq_cst);
-        seg *sg = seg_at(ch, &ch->sseg, from, CNT(s_raw));
-        if ((CNT(s_raw) & (seg_cells(ch) - 1)) == 0) reclaim(ch);
         o.buffered = false;
         rc = send_visit(ch, &o, s_raw, sg, item);
+        sg = NULL;
         if (o.parked) return rc;
         if (!o.buffered) nb_add(ch, &ch->tx_nb, 1);
         if (rc != R_RETRY) break;
     }
     weft__rcu_read_end(o.plain);
     return rc;
+}
+
+/*
+ * A buffered send (see Fast paths): a blocking send, or any send on an
+ * unbounded channel, past do_send's checks.  The common case, a cell that
+ * lies in the segment the hint shows, is not a segment's first (which
+ * reclaims), and is IN_BUFFER or EMPTY with room proven without a shared
+ * read, is served here; any other cell goes to send_slow.
+ */
+static __attribute__((noinline)) int send_buffered(handle *h, const void *item, bool wait, bool plain)
+{
+    chan *ch = h->ch;
+    seg *sg = atomic_load_explicit(&ch->sseg, memory_order_acquire);
+    uint64_t s = atomic_fetch_add_explicit(&ch->S, 1, memory_order_seq_cst);
+    /* s carries the closed flags: with either set it matches no segment. */
+    if (WEFT_UNLIKELY(sg->id != s >> ch->seg_shift || (s & (seg_cells(ch) - 1)) == 0)) {
+        sg = seg_at(ch, &ch->sseg, sg, CNT(s));
+        if ((CNT(s) & (seg_cells(ch) - 1)) == 0) reclaim(ch);
+        return send_slow(h, item, wait, plain, s, sg);
+    }
+    _Atomic uintptr_t *c = cell_at(ch, sg, s);
+    uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
+    /* relaxed: a value B had; B only grows (see Room). */
+    if (st == C_IN_BUFFER ||
+        (st == C_EMPTY && (ch->unbounded || s < atomic_load_explicit(&h->seen, memory_order_relaxed)))) {
+        item_copy(ch, item_at(ch, c), item);
+        /* release: the item before BUFFERED. */
+        if (WEFT_LIKELY(atomic_compare_exchange_strong_explicit(c, &st, C_BUFFERED, memory_order_acq_rel,
+                                                                memory_order_relaxed))) {
+            if (!ch->bounded || atomic_load_explicit(&ch->peak, memory_order_relaxed) < ch->cap)
+                peak_note(ch, s, R_UNREAD);
+            weft__rcu_read_end(plain);
+            return 0;
+        }
+    }
+    return send_slow(h, item, wait, plain, s, sg);
+}
+
+/* A send: the checks every send makes, then a buffered send or the
+ * general path (rendezvous, try_send on a bounded channel).  Both are
+ * tail calls. */
+static inline int do_send(weft_tx *tx, const void *item, bool wait)
+{
+    if (!tx || !item) return EINVAL;
+    handle *h = &tx->h;
+    if (atomic_load_explicit(&h->closed, memory_order_acquire)) return EBADF;
+    if (wait && weft__cancelled()) return ECANCELED;
+    bool plain = weft__rcu_read_begin();
+    if (h->ch->cap && (wait || h->ch->unbounded)) return send_buffered(h, item, wait, plain);
+    return send_slow(h, item, wait, plain, 0, NULL);
 }
 
 int weft_chan_send(weft_tx *tx, const void *item)
@@ -905,35 +990,74 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
     }
 }
 
-static int do_recv(weft_rx *rx, void *out, bool wait)
+/* A receive past its argument checks, as send_slow. */
+static __attribute__((noinline)) int recv_slow(handle *h, void *out, bool wait, bool plain,
+                                               uint64_t r, seg *sg)
 {
-    if (!rx || !out) return EINVAL;
-    handle *h = &rx->h;
     chan *ch = h->ch;
-    if (atomic_load_explicit(&h->closed, memory_order_acquire)) return EBADF;
-    if (wait && weft__cancelled()) return ECANCELED;
-    op o = {.h = h, .wait = wait, .plain = weft__rcu_read_begin()};
+    op o = {.h = h, .wait = wait, .plain = plain};
     int rc;
     for (;;) {
-        if (!wait) { /* nothing sent for us yet (or a receiver is ahead): no cell */
-            uint64_t s_raw = atomic_load_explicit(&ch->S, memory_order_seq_cst);
-            if (CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst)) >= CNT(s_raw)) {
-                rc = (s_raw & TX_CLOSED) ? ENODATA : EAGAIN;
-                break;
+        if (!sg) {
+            if (!wait) { /* nothing sent for us yet (or a receiver is ahead): no cell */
+                uint64_t s_raw = atomic_load_explicit(&ch->S, memory_order_seq_cst);
+                if (CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst)) >= CNT(s_raw)) {
+                    rc = (s_raw & TX_CLOSED) ? ENODATA : EAGAIN;
+                    break;
+                }
             }
+            seg *from = atomic_load_explicit(&ch->rseg, memory_order_acquire);
+            r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
+            sg = seg_at(ch, &ch->rseg, from, r);
+            if ((r & (seg_cells(ch) - 1)) == 0) reclaim(ch);
         }
-        seg *from = atomic_load_explicit(&ch->rseg, memory_order_acquire);
-        uint64_t r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
-        seg *sg = seg_at(ch, &ch->rseg, from, r);
-        if ((r & (seg_cells(ch) - 1)) == 0) reclaim(ch);
         o.buffered = false;
         rc = recv_visit(ch, &o, r, sg, out);
+        sg = NULL;
         if (o.parked) return rc;
         if (!o.buffered) nb_add(ch, &ch->rx_nb, 1);
         if (rc != R_RETRY) break;
     }
     weft__rcu_read_end(o.plain);
     return rc;
+}
+
+/* A blocking receive from a buffered channel past do_recv's checks (see
+ * Fast paths).  The common case, a cell in the hinted segment, not a
+ * segment's first, and BUFFERED, is served here; any other cell goes to
+ * recv_slow. */
+static __attribute__((noinline)) int recv_buffered(handle *h, void *out, bool plain)
+{
+    chan *ch = h->ch;
+    seg *sg = atomic_load_explicit(&ch->rseg, memory_order_acquire);
+    uint64_t r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
+    if (WEFT_UNLIKELY(sg->id != r >> ch->seg_shift || (r & (seg_cells(ch) - 1)) == 0)) {
+        sg = seg_at(ch, &ch->rseg, sg, r);
+        if ((r & (seg_cells(ch) - 1)) == 0) reclaim(ch);
+        return recv_slow(h, out, true, plain, r, sg);
+    }
+    _Atomic uintptr_t *c = cell_at(ch, sg, r);
+    if (atomic_load_explicit(c, memory_order_acquire) != C_BUFFERED)
+        return recv_slow(h, out, true, plain, r, sg);
+    /* As in recv_visit: only this receiver changes a BUFFERED cell. */
+    item_copy(ch, out, item_at(ch, c));
+    atomic_store_explicit(c, C_DONE, memory_order_release);
+    expand_buffer(ch, h);
+    weft__rcu_read_end(plain);
+    return 0;
+}
+
+/* A receive: the checks every receive makes, then a blocking receive
+ * from a buffered channel or the general path (rendezvous, try_recv). */
+static inline int do_recv(weft_rx *rx, void *out, bool wait)
+{
+    if (!rx || !out) return EINVAL;
+    handle *h = &rx->h;
+    if (atomic_load_explicit(&h->closed, memory_order_acquire)) return EBADF;
+    if (wait && weft__cancelled()) return ECANCELED;
+    bool plain = weft__rcu_read_begin();
+    if (wait && h->ch->cap) return recv_buffered(h, out, plain);
+    return recv_slow(h, out, wait, plain, 0, NULL);
 }
 
 int weft_chan_recv(weft_rx *rx, void *item)

@@ -62,16 +62,19 @@ typedef struct weft__worker {
     weft_task *next;             /* next slot; owner only */
     unsigned next_streak;        /* consecutive runs from the next slot */
     unsigned tick;               /* decisions since the last fairness tick (0: this one was) */
+    _Atomic unsigned decisions;  /* written by the owner only (relaxed); thieves read it */
     weft_task *yq_head, *yq_tail; /* yield queue (FIFO); owner only */
     weft_task *prev;             /* context that switched away; owner only */
     int prev_action;             /* WEFT__SW_* for prev */
     bool spinning;               /* owner only; counted in rt->nr_spinning */
     uint64_t rng;
     /* Stealing patience (worker.c): the marked top entry this worker saw
-     * last, whose deque, and since when; owner only. */
+     * last, whose deque, since when, and the victim's decision count as
+     * last read, and when; owner only. */
     const void *pat_seen;
     const struct weft__worker *pat_victim;
-    uint64_t pat_since;
+    uint64_t pat_since, pat_read_at;
+    unsigned pat_decisions;
     weft__deque dq;
     weft__timers timers;
     weft__stack_cache stacks;

@@ -73,26 +73,37 @@
  * Stealing.  A task that a running task makes runnable (a woken partner,
  * a fresh child) goes to its worker's next slot, and the slot's previous
  * occupant to the deque, marked (bit 0 of the entry, MARK_MADE_HERE).  A
- * thief takes a marked entry only after it has seen that same entry at the
- * top of that same deque for STEAL_PATIENCE_NS (10 us); unmarked entries
+ * thief takes a marked entry only when it has seen that same entry at the
+ * top of that same deque while the victim made no scheduling decision for
+ * STEAL_PATIENCE_NS (50 us: the victim ran one task all that time), or for
+ * STEAL_PATIENCE_BUSY_NS (1 ms) whatever the victim did; unmarked entries
  * (from the injector, or stolen before) it takes at once, as before.  The
- * marked tasks are those that talk to the tasks on their worker: producers
- * woken by a consumer, children that their parent will join.  Stolen at
- * once, a woken producer ran on the thief only to block again and be woken
- * back onto the consumer's worker, so every item moved tasks across cores
+ * victim counts its decisions (w->decisions, one relaxed store in
+ * local_next); the thief reads the count once a STEAL_PATIENCE_NS, so the
+ * victim's line moves once in that time, not at every look.  The marked
+ * tasks are those that talk to the tasks on their worker: producers woken
+ * by a consumer, children that their parent will join.  Stolen at once, a
+ * woken producer ran on the thief only to block again and be woken back
+ * onto the consumer's worker, so every item moved tasks across cores
  * (cache misses on their stacks and waiters, and a second worker busy
- * doing nothing useful): on 2 workers a 1-slot channel with 4 producers
- * and 1 consumer took 230-500 ns an item (95 ns on 1 worker), and now
- * 105-155 ns; a rendezvous one 280-490 -> 100-160 ns (bench/bench_chan,
- * alternating runs).  Spawn-heavy work (fib, skynet, spawn+join) measured
- * the same either way.  The
- * patience is long against a hand-off round (about 1 us) and short against
- * anything a user could see; a worker whose task runs long without
- * switching still loses its marked tasks after it, and an idle worker
- * cannot sleep while any deque holds a task (work_visible), so a marked
- * task waits for a free worker at most STEAL_PATIENCE_NS plus one look.
- * Go waits too, for its runnext only (runtime/proc.go, runqgrab: about
- * 3 us while the victim runs).  (The entry is compared, never
+ * doing nothing useful; a line moves between the two vCPUs of our test
+ * machine in about 220 ns): on 2 workers a 1-slot channel with 4
+ * producers and 1 consumer took 230-500 ns an item (95 ns on 1 worker),
+ * and after a fixed 10 us patience 105-155 ns; a rendezvous one 280-490 ->
+ * 100-160 ns.  The fixed patience still split tasks that talk through a
+ * deep buffer (a producer fills 1024 slots in 10-20 us): 4 producers and
+ * 4 consumers over 1024 slots took a median 82 ns an item, and with the
+ * decision count 43 (8 alternating runs, bench/bench_chan's shape); and
+ * spawn+join on 2 workers 136-263 -> 93-138 ns, fib, skynet and cancel_1m
+ * unchanged (4 alternating runs).
+ * A worker whose task runs without switching loses its marked tasks after
+ * STEAL_PATIENCE_NS to 2 STEAL_PATIENCE_NS (the count may have moved just
+ * after the first read), a busy one after STEAL_PATIENCE_BUSY_NS at most;
+ * and an idle worker cannot sleep while any deque holds a task
+ * (work_visible), so a marked task waits for a free worker at most
+ * STEAL_PATIENCE_BUSY_NS plus one look.  Go waits too, for its runnext
+ * only (runtime/proc.go, runqgrab: about 3 us while the victim runs);
+ * Tokio never steals its LIFO slot.  (The entry is compared, never
  * dereferenced: the same task queued again at the same place looks as if
  * it had waited all along, which only makes the steal early.)
  *
@@ -136,9 +147,11 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #define SPIN_PAUSES 8
 /* The deque mark of a task that a task running on this worker made
  * runnable (see Stealing), and how long a thief leaves such a task at the
- * top of its deque before taking it. */
+ * top of its deque before taking it: while the victim makes no decision,
+ * and in any case. */
 #define MARK_MADE_HERE ((uintptr_t)1)
-#define STEAL_PATIENCE_NS 10000
+#define STEAL_PATIENCE_NS 50000
+#define STEAL_PATIENCE_BUSY_NS 1000000
 
 /* initial-exec: one %fs-relative load instead of a __tls_get_addr call (the
  * library is built position-independent, which would otherwise pick the
@@ -272,6 +285,9 @@ static weft_task *local_next(weft__worker *w)
      * exiting task's joiner, task.c step 1) to the stealable deque, where
      * another worker could run it and free the caller's stack under it.
      * Timers fire in weft__after_switch instead, on the far side. */
+    atomic_store_explicit(&w->decisions,
+                          atomic_load_explicit(&w->decisions, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     if (WEFT_UNLIKELY(++w->tick == FAIR_TICK)) {
         w->tick = 0;
         if ((t = from_injector(w)) || (t = yq_pop(w))) {
@@ -453,7 +469,10 @@ void weft__timers_run(weft__worker *w, uint64_t now)
 /* --- finding work, spinning, parking ------------------------------------ */
 
 /* Whether this thief has waited long enough for the marked entry seen at
- * the top of v's deque (see Stealing).  The first sight starts the wait. */
+ * the top of v's deque (see Stealing).  The first sight starts the wait;
+ * every STEAL_PATIENCE_NS it reads v's decision count, and a count that
+ * did not move (v ran one task all that time) ends the wait, as does
+ * STEAL_PATIENCE_BUSY_NS in all. */
 static bool patience_over(weft__worker *w, const weft__worker *v, const void *seen)
 {
     uint64_t now = weft__now();
@@ -461,9 +480,17 @@ static bool patience_over(weft__worker *w, const weft__worker *v, const void *se
         w->pat_victim = v;
         w->pat_seen = seen;
         w->pat_since = now;
+        w->pat_read_at = now;
+        w->pat_decisions = atomic_load_explicit(&v->decisions, memory_order_relaxed);
         return false;
     }
-    return now - w->pat_since >= STEAL_PATIENCE_NS;
+    if (now - w->pat_since >= STEAL_PATIENCE_BUSY_NS) return true;
+    if (now - w->pat_read_at < STEAL_PATIENCE_NS) return false;
+    unsigned d = atomic_load_explicit(&v->decisions, memory_order_relaxed);
+    if (d == w->pat_decisions) return true;
+    w->pat_decisions = d;
+    w->pat_read_at = now;
+    return false;
 }
 
 static weft_task *steal(weft__worker *w)

@@ -94,7 +94,7 @@
  * deep buffer (a producer fills 1024 slots in 10-20 us): 4 producers and
  * 4 consumers over 1024 slots took a median 82 ns an item, and with the
  * decision count 43 (8 alternating runs, bench/bench_chan's shape); and
- * spawn+join on 2 workers 136-263 -> 93-138 ns, fib, skynet and cancel_1m
+ * spawn+join on 2 workers 136-263 -> 93-139 ns, fib, skynet and cancel_1m
  * unchanged (4 alternating runs).
  * A worker whose task runs without switching loses its marked tasks after
  * STEAL_PATIENCE_NS to 2 STEAL_PATIENCE_NS (the count may have moved just

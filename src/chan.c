@@ -376,6 +376,16 @@ static void reclaim(chan *ch)
     }
 }
 
+/* The segment of cell i that the caller just took (from: the hint as read
+ * before the take), as seg_at; the taker of a segment's first cell also
+ * retires what every counter has passed. */
+static inline seg *seg_taken(chan *ch, _Atomic(seg *) *hint, seg *from, uint64_t i)
+{
+    seg *sg = seg_at(ch, hint, from, i);
+    if ((i & (seg_cells(ch) - 1)) == 0) reclaim(ch);
+    return sg;
+}
+
 /* --- deciding a waiter found in a cell (the cell is CLAIMING) ------------ */
 
 enum { CLAIMED, REJECTED, LOST };
@@ -844,8 +854,7 @@ static __attribute__((noinline)) int send_slow(handle *h, const void *item, bool
             }
             seg *from = atomic_load_explicit(&ch->sseg, memory_order_acquire);
             s_raw = atomic_fetch_add_explicit(&ch->S, 1, memory_order_seq_cst);
-            sg = seg_at(ch, &ch->sseg, from, CNT(s_raw));
-            if ((CNT(s_raw) & (seg_cells(ch) - 1)) == 0) reclaim(ch);
+            sg = seg_taken(ch, &ch->sseg, from, CNT(s_raw));
         }
         o.buffered = false;
         rc = send_visit(ch, &o, s_raw, sg, item);
@@ -872,8 +881,7 @@ static __attribute__((noinline)) int send_buffered(handle *h, const void *item, 
     uint64_t s = atomic_fetch_add_explicit(&ch->S, 1, memory_order_seq_cst);
     /* s carries the closed flags: with either set it matches no segment. */
     if (WEFT_UNLIKELY(sg->id != s >> ch->seg_shift || (s & (seg_cells(ch) - 1)) == 0)) {
-        sg = seg_at(ch, &ch->sseg, sg, CNT(s));
-        if ((CNT(s) & (seg_cells(ch) - 1)) == 0) reclaim(ch);
+        sg = seg_taken(ch, &ch->sseg, sg, CNT(s));
         return send_slow(h, item, wait, plain, s, sg);
     }
     _Atomic uintptr_t *c = cell_at(ch, sg, s);
@@ -1008,8 +1016,7 @@ static __attribute__((noinline)) int recv_slow(handle *h, void *out, bool wait, 
             }
             seg *from = atomic_load_explicit(&ch->rseg, memory_order_acquire);
             r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
-            sg = seg_at(ch, &ch->rseg, from, r);
-            if ((r & (seg_cells(ch) - 1)) == 0) reclaim(ch);
+            sg = seg_taken(ch, &ch->rseg, from, r);
         }
         o.buffered = false;
         rc = recv_visit(ch, &o, r, sg, out);
@@ -1032,8 +1039,7 @@ static __attribute__((noinline)) int recv_buffered(handle *h, void *out, bool pl
     seg *sg = atomic_load_explicit(&ch->rseg, memory_order_acquire);
     uint64_t r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
     if (WEFT_UNLIKELY(sg->id != r >> ch->seg_shift || (r & (seg_cells(ch) - 1)) == 0)) {
-        sg = seg_at(ch, &ch->rseg, sg, r);
-        if ((r & (seg_cells(ch) - 1)) == 0) reclaim(ch);
+        sg = seg_taken(ch, &ch->rseg, sg, r);
         return recv_slow(h, out, true, plain, r, sg);
     }
     _Atomic uintptr_t *c = cell_at(ch, sg, r);

@@ -68,10 +68,10 @@ typedef struct weft__worker {
     int prev_action;             /* WEFT__SW_* for prev */
     bool spinning;               /* owner only; counted in rt->nr_spinning */
     uint64_t rng;
-    /* Stealing patience (worker.c): the marked top entry this worker saw
-     * last, whose deque, since when, and the victim's decision count as
-     * last read, and when; owner only. */
-    const void *pat_seen;
+    /* Stealing patience (worker.c): the index of the marked top entry this
+     * worker saw last, whose deque, since when, and the victim's decision
+     * count as last read, and when; owner only. */
+    int64_t pat_top;
     const struct weft__worker *pat_victim;
     uint64_t pat_since, pat_read_at;
     unsigned pat_decisions;

@@ -27,20 +27,43 @@ Test(deque, owner_is_lifo_thief_is_fifo, .timeout = 10)
 Test(deque, a_marked_top_is_stolen_only_when_asked_and_keeps_its_mark, .timeout = 10)
 {
     weft__deque q;
-    void *seen = NULL;
+    int64_t seen = -1;
     void *marked = (void *)(uintptr_t)0x1001, *plain = (void *)(uintptr_t)0x2000;
     cr_assert_eq(weft__dq_init(&q, 2), 0);
     cr_assert_eq(weft__dq_push(&q, marked), 0);
     cr_assert_eq(weft__dq_push(&q, plain), 0);
     cr_assert_eq(weft__dq_steal_if(&q, false, &seen), WEFT__DQ_MARKED);
-    cr_assert_eq(seen, marked);
+    cr_assert_eq(seen, 0, "the refused entry's index is reported");
     cr_assert_eq(weft__dq_size(&q), 2, "a refused steal took nothing");
     cr_assert_eq(weft__dq_steal_if(&q, true, &seen), marked);
-    seen = NULL;
+    seen = -1;
     cr_assert_eq(weft__dq_steal_if(&q, false, &seen), plain, "an unmarked top goes at once");
-    cr_assert_null(seen);
+    cr_assert_eq(seen, -1);
     cr_assert_eq(weft__dq_push(&q, marked), 0);
     cr_assert_eq(weft__dq_take(&q), marked, "the owner takes marked entries as they are");
+    weft__dq_destroy(&q);
+}
+
+Test(deque, the_same_entry_pushed_again_has_a_new_top_index, .timeout = 10)
+{
+    /* The patience of a thief (worker.c) counts from the first sight of a
+     * top index: a pooled task pushed again at the same place must not
+     * look as if it had waited all along. */
+    weft__deque q;
+    int64_t first = -1, again = -1, behind = -1;
+    void *marked = (void *)(uintptr_t)0x1001, *other = (void *)(uintptr_t)0x3001;
+    cr_assert_eq(weft__dq_init(&q, 2), 0);
+    cr_assert_eq(weft__dq_push(&q, marked), 0);
+    cr_assert_eq(weft__dq_steal_if(&q, false, &first), WEFT__DQ_MARKED);
+    cr_assert_eq(weft__dq_take(&q), marked);
+    cr_assert_eq(weft__dq_push(&q, marked), 0);
+    cr_assert_eq(weft__dq_steal_if(&q, false, &again), WEFT__DQ_MARKED);
+    cr_assert_neq(first, again, "an entry taken and pushed again is a new top");
+    /* Entries pushed and taken above the top leave it as it was. */
+    cr_assert_eq(weft__dq_push(&q, other), 0);
+    cr_assert_eq(weft__dq_take(&q), other);
+    cr_assert_eq(weft__dq_steal_if(&q, false, &behind), WEFT__DQ_MARKED);
+    cr_assert_eq(behind, again, "the top entry stayed, so did its index");
     weft__dq_destroy(&q);
 }
 

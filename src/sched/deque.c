@@ -140,7 +140,7 @@ void *weft__dq_take(weft__deque *q)
     return x;
 }
 
-void *weft__dq_steal_if(weft__deque *q, bool take_marked, void **seen)
+void *weft__dq_steal_if(weft__deque *q, bool take_marked, int64_t *seen_top)
 {
     int64_t t = atomic_load_explicit(&q->top, memory_order_acquire);
     /* seq_cst: pairs with the fence in take() (invariant 4). */
@@ -154,7 +154,7 @@ void *weft__dq_steal_if(weft__deque *q, bool take_marked, void **seen)
     if (((uintptr_t)x & 1) && !take_marked) {
         /* Read like any stolen entry, but not taken: no CAS, so nothing
          * changes for the owner or other thieves. */
-        *seen = x;
+        *seen_top = t;
         return WEFT__DQ_MARKED;
     }
     if (!atomic_compare_exchange_strong_explicit(&q->top, &t, t + 1, memory_order_seq_cst,

@@ -74,7 +74,7 @@
  * a fresh child) goes to its worker's next slot, and the slot's previous
  * occupant to the deque, marked (bit 0 of the entry, MARK_MADE_HERE).  A
  * thief takes a marked entry only when it has seen that same entry at the
- * top of that same deque while the victim made no scheduling decision for
+ * top of that same deque (the same top index, deque.h) while the victim made no scheduling decision for
  * STEAL_PATIENCE_NS (50 us: the victim ran one task all that time), or for
  * STEAL_PATIENCE_BUSY_NS (1 ms) whatever the victim did; unmarked entries
  * (from the injector, or stolen before) it takes at once, as before.  The
@@ -103,9 +103,10 @@
  * (work_visible), so a marked task waits for a free worker at most
  * STEAL_PATIENCE_BUSY_NS plus one look.  Go waits too, for its runnext
  * only (runtime/proc.go, runqgrab: about 3 us while the victim runs);
- * Tokio never steals its LIFO slot.  (The entry is compared, never
- * dereferenced: the same task queued again at the same place looks as if
- * it had waited all along, which only makes the steal early.)
+ * Tokio never steals its LIFO slot.  The top index, not the entry, names
+ * what the thief waits on: pooled tasks reuse addresses, and the first
+ * child of every batch of a spawn loop had looked as if it had waited
+ * since the first batch.
  *
  * Timers.  Each worker owns a timer heap (timer.c) for tasks sleeping on it;
  * it fires expired timers when it searches for work and every FAIR_TICK
@@ -469,16 +470,16 @@ void weft__timers_run(weft__worker *w, uint64_t now)
 /* --- finding work, spinning, parking ------------------------------------ */
 
 /* Whether this thief has waited long enough for the marked entry seen at
- * the top of v's deque (see Stealing).  The first sight starts the wait;
+ * index seen_top of v's deque (see Stealing).  The first sight starts the wait;
  * every STEAL_PATIENCE_NS it reads v's decision count, and a count that
  * did not move (v ran one task all that time) ends the wait, as does
  * STEAL_PATIENCE_BUSY_NS in all. */
-static bool patience_over(weft__worker *w, const weft__worker *v, const void *seen)
+static bool patience_over(weft__worker *w, const weft__worker *v, int64_t seen_top)
 {
     uint64_t now = weft__now();
-    if (w->pat_victim != v || w->pat_seen != seen) {
+    if (w->pat_victim != v || w->pat_top != seen_top) {
         w->pat_victim = v;
-        w->pat_seen = seen;
+        w->pat_top = seen_top;
         w->pat_since = now;
         w->pat_read_at = now;
         w->pat_decisions = atomic_load_explicit(&v->decisions, memory_order_relaxed);
@@ -508,12 +509,12 @@ static weft_task *steal(weft__worker *w)
         bool take_marked = false;
         /* Half the tasks; a lost race counts as a try, so it ends. */
         for (int64_t tries = (size + 1) / 2; tries > 0; tries--) {
-            void *seen = NULL;
-            void *x = weft__dq_steal_if(&v->dq, take_marked, &seen);
+            int64_t seen_top = 0;
+            void *x = weft__dq_steal_if(&v->dq, take_marked, &seen_top);
             if (x == WEFT__DQ_MARKED) {
-                if (first || !patience_over(w, v, seen)) break;
+                if (first || !patience_over(w, v, seen_top)) break;
                 take_marked = true; /* this one and any marked after it */
-                x = weft__dq_steal_if(&v->dq, take_marked, &seen);
+                x = weft__dq_steal_if(&v->dq, take_marked, &seen_top);
             }
             if (x == WEFT__DQ_EMPTY) break;
             if (x == WEFT__DQ_ABORT) continue;

@@ -62,19 +62,21 @@ typedef struct weft__worker {
     weft_task *next;             /* next slot; owner only */
     unsigned next_streak;        /* consecutive runs from the next slot */
     unsigned tick;               /* decisions since the last fairness tick (0: this one was) */
-    _Atomic unsigned decisions;  /* written by the owner only (relaxed); thieves read it */
+    _Atomic unsigned decisions;  /* tasks chosen or queued; owner writes (relaxed), thieves read */
     weft_task *yq_head, *yq_tail; /* yield queue (FIFO); owner only */
     weft_task *prev;             /* context that switched away; owner only */
     int prev_action;             /* WEFT__SW_* for prev */
     bool spinning;               /* owner only; counted in rt->nr_spinning */
     uint64_t rng;
     /* Stealing patience (worker.c): the index of the marked top entry this
-     * worker saw last, whose deque, since when, and the victim's decision
-     * count as last read, and when; owner only. */
+     * worker saw last, whose deque, since when, the victim's decision count
+     * as last read and when, when to look at that deque next, and whether
+     * the last search waited on it; owner only. */
     int64_t pat_top;
     const struct weft__worker *pat_victim;
-    uint64_t pat_since, pat_read_at;
+    uint64_t pat_since, pat_read_at, pat_look_at;
     unsigned pat_decisions;
+    bool pat_waiting;            /* the last search waited on a marked entry */
     weft__deque dq;
     weft__timers timers;
     weft__stack_cache stacks;

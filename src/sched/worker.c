@@ -73,40 +73,56 @@
  * Stealing.  A task that a running task makes runnable (a woken partner,
  * a fresh child) goes to its worker's next slot, and the slot's previous
  * occupant to the deque, marked (bit 0 of the entry, MARK_MADE_HERE).  A
- * thief takes a marked entry only when it has seen that same entry at the
- * top of that same deque (the same top index, deque.h) while the victim made no scheduling decision for
- * STEAL_PATIENCE_NS (50 us: the victim ran one task all that time), or for
+ * thief takes a marked entry only when that entry stayed at the top of
+ * that deque (the same top index, deque.h) while the victim made no
+ * scheduling decision for STEAL_PATIENCE_NS (50 us: the victim ran one
+ * task all that time, or its thread did not run), or for
  * STEAL_PATIENCE_BUSY_NS (1 ms) whatever the victim did; unmarked entries
- * (from the injector, or stolen before) it takes at once, as before.  The
- * victim counts its decisions (w->decisions, one relaxed store in
- * local_next); the thief reads the count once a STEAL_PATIENCE_NS, so the
- * victim's line moves once in that time, not at every look.  The marked
- * tasks are those that talk to the tasks on their worker: producers woken
- * by a consumer, children that their parent will join.  Stolen at once, a
- * woken producer ran on the thief only to block again and be woken back
- * onto the consumer's worker, so every item moved tasks across cores
- * (cache misses on their stacks and waiters, and a second worker busy
- * doing nothing useful; a line moves between the two vCPUs of our test
- * machine in about 220 ns): on 2 workers a 1-slot channel with 4
+ * (from the injector, or stolen before) it takes at once.  A decision is
+ * choosing a task (local_next) or queueing one on the deque
+ * (make_runnable_from): a task that spawns children or wakes partners in
+ * a loop is busy, not stuck.  The victim counts its decisions
+ * (w->decisions, relaxed stores of its own).  The thief reads the count
+ * once a STEAL_PATIENCE_NS and looks at the deque of the victim it waits
+ * on once a STEAL_LOOK_NS (10 us), so those lines move a few times in
+ * that time, not at every look: after a look at its bottom index the
+ * owner's next push waits for the line at wake_one's seq_cst fence.
+ * The marked tasks are those that talk to the tasks on their worker:
+ * producers woken by a consumer, children that their parent will join.
+ * Stolen at once, a woken producer ran on the thief only to block again
+ * and be woken back onto the consumer's worker, so every item moved tasks
+ * across cores (cache misses on their stacks and waiters, and a second
+ * worker busy doing nothing useful; a line moves between the two vCPUs of
+ * our test machine in about 220 ns): on 2 workers a 1-slot channel with 4
  * producers and 1 consumer took 230-500 ns an item (95 ns on 1 worker),
  * and after a fixed 10 us patience 105-155 ns; a rendezvous one 280-490 ->
  * 100-160 ns.  The fixed patience still split tasks that talk through a
  * deep buffer (a producer fills 1024 slots in 10-20 us): 4 producers and
  * 4 consumers over 1024 slots took a median 82 ns an item, and with the
- * decision count 43 (8 alternating runs, bench/bench_chan's shape); and
- * spawn+join on 2 workers 136-263 -> 93-139 ns, fib, skynet and cancel_1m
- * unchanged (4 alternating runs).
+ * decision count 43 (8 alternating runs, bench/bench_chan's shape).
+ * Spawn+join on 2 workers (1000 children spawned, then joined) still took
+ * about twice its time on 1 worker, for three reasons, each fixed here:
+ * the thief's looks at every spin made the parent's pushes miss; a spawn
+ * loop of 50 us made no decision, so the thief took half the batch and the
+ * parent, woken by a stolen child, moved to the thief (half the batches ran
+ * there, on cold stacks); and the thief parked whenever the deque was empty
+ * between batches, so the parent's next push paid a futex wake.  A
+ * spinner that waits out a marked entry now keeps spinning (find_work),
+ * as it already could not sleep with that entry visible.  Futex calls for
+ * 1M spawn+joins 1623 -> 137, median time 205 -> 113 ns (5 alternating
+ * runs of bench/bench_spawn_join); channels, fib and skynet unchanged.
+ * The top index, not the entry, names what the thief waits on: pooled
+ * tasks reuse addresses, and the first child of every batch had looked as
+ * if it had waited since the first batch.
  * A worker whose task runs without switching loses its marked tasks after
- * STEAL_PATIENCE_NS to 2 STEAL_PATIENCE_NS (the count may have moved just
- * after the first read), a busy one after STEAL_PATIENCE_BUSY_NS at most;
- * and an idle worker cannot sleep while any deque holds a task
- * (work_visible), so a marked task waits for a free worker at most
- * STEAL_PATIENCE_BUSY_NS plus one look.  Go waits too, for its runnext
- * only (runtime/proc.go, runqgrab: about 3 us while the victim runs);
- * Tokio never steals its LIFO slot.  The top index, not the entry, names
- * what the thief waits on: pooled tasks reuse addresses, and the first
- * child of every batch of a spawn loop had looked as if it had waited
- * since the first batch.
+ * STEAL_PATIENCE_NS to 2 STEAL_PATIENCE_NS + STEAL_LOOK_NS (the count may
+ * have moved just after the first read, and the first sight may come one
+ * look late), a busy one after STEAL_PATIENCE_BUSY_NS + STEAL_LOOK_NS at
+ * most; and an idle worker cannot sleep while any deque holds a task
+ * (work_visible), so a marked task waits for a free worker at most that
+ * plus one spin.  Go waits too, for its runnext only (runtime/proc.go,
+ * runqgrab: about 3 us while the victim runs); Tokio never steals its LIFO
+ * slot.
  *
  * Timers.  Each worker owns a timer heap (timer.c) for tasks sleeping on it;
  * it fires expired timers when it searches for work and every FAIR_TICK
@@ -149,10 +165,11 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 /* The deque mark of a task that a task running on this worker made
  * runnable (see Stealing), and how long a thief leaves such a task at the
  * top of its deque before taking it: while the victim makes no decision,
- * and in any case. */
+ * and in any case; and how often it looks at that deque meanwhile. */
 #define MARK_MADE_HERE ((uintptr_t)1)
 #define STEAL_PATIENCE_NS 50000
 #define STEAL_PATIENCE_BUSY_NS 1000000
+#define STEAL_LOOK_NS 10000
 
 /* initial-exec: one %fs-relative load instead of a __tls_get_addr call (the
  * library is built position-independent, which would otherwise pick the
@@ -389,6 +406,10 @@ void weft__make_runnable_from(weft__worker *w, weft_task *t)
         weft_task *old = w->next;
         w->next = t;
         if (!old) return; /* runs when this worker next chooses: no one to wake */
+        /* Queueing a task counts as a decision (see Stealing). */
+        atomic_store_explicit(&w->decisions,
+                              atomic_load_explicit(&w->decisions, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         push_marked(w, old, MARK_MADE_HERE);
     } else {
         weft__inject_push(&rt->inject, &t->inode);
@@ -470,28 +491,33 @@ void weft__timers_run(weft__worker *w, uint64_t now)
 /* --- finding work, spinning, parking ------------------------------------ */
 
 /* Whether this thief has waited long enough for the marked entry seen at
- * index seen_top of v's deque (see Stealing).  The first sight starts the wait;
- * every STEAL_PATIENCE_NS it reads v's decision count, and a count that
- * did not move (v ran one task all that time) ends the wait, as does
- * STEAL_PATIENCE_BUSY_NS in all. */
-static bool patience_over(weft__worker *w, const weft__worker *v, int64_t seen_top)
+ * index seen_top of v's deque (see Stealing).  The first sight starts the
+ * wait; every STEAL_PATIENCE_NS it reads v's decision count, and a count
+ * that did not move (v ran one task all that time) ends the wait, as does
+ * STEAL_PATIENCE_BUSY_NS in all.  While it waits, the thief's next look at
+ * v is STEAL_LOOK_NS away (w->pat_look_at) and w->pat_waiting is set. */
+static bool patience_over(weft__worker *w, const weft__worker *v, int64_t seen_top, uint64_t now)
 {
-    uint64_t now = weft__now();
     if (w->pat_victim != v || w->pat_top != seen_top) {
         w->pat_victim = v;
         w->pat_top = seen_top;
         w->pat_since = now;
         w->pat_read_at = now;
         w->pat_decisions = atomic_load_explicit(&v->decisions, memory_order_relaxed);
-        return false;
+    } else if (now - w->pat_since >= STEAL_PATIENCE_BUSY_NS) {
+        goto over;
+    } else if (now - w->pat_read_at >= STEAL_PATIENCE_NS) {
+        unsigned d = atomic_load_explicit(&v->decisions, memory_order_relaxed);
+        if (d == w->pat_decisions) goto over;
+        w->pat_decisions = d;
+        w->pat_read_at = now;
     }
-    if (now - w->pat_since >= STEAL_PATIENCE_BUSY_NS) return true;
-    if (now - w->pat_read_at < STEAL_PATIENCE_NS) return false;
-    unsigned d = atomic_load_explicit(&v->decisions, memory_order_relaxed);
-    if (d == w->pat_decisions) return true;
-    w->pat_decisions = d;
-    w->pat_read_at = now;
+    w->pat_look_at = now + STEAL_LOOK_NS;
+    w->pat_waiting = true;
     return false;
+over:
+    w->pat_look_at = 0;
+    return true;
 }
 
 static weft_task *steal(weft__worker *w)
@@ -500,9 +526,14 @@ static weft_task *steal(weft__worker *w)
     unsigned n = rt->nworkers;
     if (n < 2) return NULL;
     unsigned start = (unsigned)(weft__rand(&w->rng) % n);
+    uint64_t now = weft__now();
     for (unsigned k = 0; k < n; k++) {
         weft__worker *v = &rt->workers[(start + k) % n];
         if (v == w) continue;
+        if (v == w->pat_victim && now < w->pat_look_at) {
+            w->pat_waiting = true; /* still waiting on v: no look yet */
+            continue;
+        }
         int64_t size = weft__dq_size(&v->dq);
         if (size <= 0) continue;
         weft_task *first = NULL;
@@ -512,7 +543,7 @@ static weft_task *steal(weft__worker *w)
             int64_t seen_top = 0;
             void *x = weft__dq_steal_if(&v->dq, take_marked, &seen_top);
             if (x == WEFT__DQ_MARKED) {
-                if (first || !patience_over(w, v, seen_top)) break;
+                if (first || !patience_over(w, v, seen_top, now)) break;
                 take_marked = true; /* this one and any marked after it */
                 x = weft__dq_steal_if(&v->dq, take_marked, &seen_top);
             }
@@ -627,10 +658,14 @@ static weft_task *find_work(weft__worker *w)
                  * cycles depending on the processor): short enough that a
                  * posted task is picked up within a few hundred ns. */
                 for (int i = 0; i < SPIN_PAUSES; i++) weft__cpu_relax();
+                w->pat_waiting = false;
                 if ((t = search(w))) {
                     stop_spinning(w);
                     return t;
                 }
+                /* Waiting out a marked entry's patience: keep spinning (see
+                 * Stealing); park() would not sleep with it visible. */
+                if (w->pat_waiting) until = weft__now() + rt->opt.spin_ns;
             } while (!atomic_load_explicit(&rt->stopping, memory_order_relaxed) &&
                      weft__now() < until);
         }

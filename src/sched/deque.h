@@ -45,10 +45,10 @@ void *weft__dq_take(weft__deque *q);
 /* Anyone: takes the top (FIFO); WEFT__DQ_EMPTY, or WEFT__DQ_ABORT on a
  * lost race.  A marked top entry is taken only when take_marked; otherwise
  * it stays, *seen_top gets its index and the result is WEFT__DQ_MARKED.
- * top only grows and an entry leaves only through top (invariant 1), so
- * the same index seen twice is the same entry, still there in between:
- * unlike the entry's value, which the owner may push again after taking
- * it (a pooled task gets the same address). */
+ * top only grows (invariant 1), and the entry at index top leaves only
+ * when top grows past it, so the same index seen twice is the same entry,
+ * there all along: unlike the entry's value, which the owner may push
+ * again after taking it (a pooled task gets the same address). */
 void *weft__dq_steal_if(weft__deque *q, bool take_marked, int64_t *seen_top);
 /* steal_if taking any entry, marked or not. */
 static inline void *weft__dq_steal(weft__deque *q)

@@ -294,6 +294,15 @@ static __attribute__((noinline)) weft_task *from_injector(weft__worker *w)
     return caa_container_of(nodes[0], weft_task, inode);
 }
 
+/* One more scheduling decision of w (see Stealing): its owner's relaxed
+ * store, which thieves read once a STEAL_PATIENCE_NS. */
+static inline void count_decision(weft__worker *w)
+{
+    atomic_store_explicit(&w->decisions,
+                          atomic_load_explicit(&w->decisions, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 /* Fast local choice: next slot, deque, yield queue (plus the fairness tick). */
 static weft_task *local_next(weft__worker *w)
 {
@@ -303,9 +312,7 @@ static weft_task *local_next(weft__worker *w)
      * exiting task's joiner, task.c step 1) to the stealable deque, where
      * another worker could run it and free the caller's stack under it.
      * Timers fire in weft__after_switch instead, on the far side. */
-    atomic_store_explicit(&w->decisions,
-                          atomic_load_explicit(&w->decisions, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    count_decision(w);
     if (WEFT_UNLIKELY(++w->tick == FAIR_TICK)) {
         w->tick = 0;
         if ((t = from_injector(w)) || (t = yq_pop(w))) {
@@ -406,10 +413,7 @@ void weft__make_runnable_from(weft__worker *w, weft_task *t)
         weft_task *old = w->next;
         w->next = t;
         if (!old) return; /* runs when this worker next chooses: no one to wake */
-        /* Queueing a task counts as a decision (see Stealing). */
-        atomic_store_explicit(&w->decisions,
-                              atomic_load_explicit(&w->decisions, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        count_decision(w); /* queueing one is a decision too (see Stealing) */
         push_marked(w, old, MARK_MADE_HERE);
     } else {
         weft__inject_push(&rt->inject, &t->inode);

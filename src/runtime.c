@@ -5,8 +5,8 @@
  * Destroy, in order:
  *  1. cancelled = true.  From here every checkpoint of a task of this runtime
  *     returns ECANCELED and spawns are refused.
- *  2. Sweep every task slot of the stack pool (task structs live at the top
- *     of their stacks, and slabs stay mapped until the pool goes) and abort
+ *  2. Sweep every slot of the task struct pool (its slabs stay mapped until
+ *     the pool goes; stack.c, invariants 2 and 4) and abort
  *     the waiter each blocked task published in its context with ECANCELED:
  *     sleeps, joins, group waits and every primitive alike.  A task that
  *     blocks later reads `cancelled` after publishing its waiter
@@ -116,7 +116,8 @@ static void free_runtime(weft_runtime *rt)
         weft__dq_destroy(&w->dq);
         weft__timers_fini(&w->timers);
     }
-    weft__stack_pool_destroy(&rt->stack_pool);
+    weft__pool_destroy(&rt->task_pool);
+    weft__pool_destroy(&rt->stack_pool);
     pthread_mutex_destroy(&rt->idle_lock);
     free(rt->workers);
     free(rt);
@@ -162,6 +163,12 @@ int weft_runtime_create(weft_runtime **out, const weft_options *opt_in)
     rt->nworkers = n;
     weft__inject_init(&rt->inject);
     if (weft__stack_pool_init(&rt->stack_pool, opt.stack_size, opt.guard_stacks) != 0) {
+        free(rt->workers);
+        free(rt);
+        return ENOMEM;
+    }
+    if (weft__slot_pool_init(&rt->task_pool, sizeof(weft_task)) != 0) {
+        weft__pool_destroy(&rt->stack_pool);
         free(rt->workers);
         free(rt);
         return ENOMEM;
@@ -228,10 +235,10 @@ uint64_t weft__live_tasks(weft_runtime *rt)
     return spawned - finished;
 }
 
-static void abort_blocked(weft_task *t, void *arg)
+static void abort_blocked(void *slot, void *arg)
 {
     (void)arg;
-    weft__cctx_abort_blocked(&t->cctx);
+    weft__cctx_abort_blocked(&((weft_task *)slot)->cctx);
 }
 
 int weft_runtime_destroy(weft_runtime *rt)
@@ -244,7 +251,7 @@ int weft_runtime_destroy(weft_runtime *rt)
     /* Every task blocked before the store above has its waiter published
      * in its context: abort them all.  A task that blocks later sees
      * `cancelled` in weft__waiter_park (a Dekker pair: seq_cst both). */
-    weft__stack_pool_foreach(&rt->stack_pool, abort_blocked, NULL);
+    weft__pool_foreach(&rt->task_pool, abort_blocked, NULL);
     while (weft__live_tasks(rt) != 0) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);

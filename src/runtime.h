@@ -32,7 +32,8 @@ enum { WEFT__SW_NONE = 0, WEFT__SW_YIELD, WEFT__SW_PARK, WEFT__SW_EXIT };
 #define WEFT__JOIN_IS_WAITER(j) ((uintptr_t)(j) > 3)
 
 struct weft_task {
-    weft__ctx ctx;               /* saved registers; the task or the worker switching it */
+    weft__ctx ctx;               /* saved registers; the task or the worker switching it;
+                                  * ctx.sp NULL until it first runs (task.c) */
     weft_runtime *rt;            /* immutable */
     weft_fn fn;                  /* immutable */
     void *arg;                   /* immutable */
@@ -40,11 +41,11 @@ struct weft_task {
     _Atomic int park;            /* atomic: WEFT__P_* */
     _Atomic(weft__waiter *) joiner; /* atomic: NULL, a join waiter, or WEFT__JOIN_* */
     weft__waiter *exit_waiter;   /* a joiner the exit side completes after the final switch */
-    weft__stack stack;           /* immutable while the task lives */
+    weft__stack *stack;          /* its stack from spawn to final switch (task.c) */
     weft_task *link;             /* yield queue link; owner worker */
     struct weft_group *group;    /* immutable: the group it is a child of, or NULL */
-    weft__cctx cctx;             /* cancel scopes and the blocked waiter */
     struct cds_wfcq_node inode;  /* injector link */
+    weft__cctx cctx;             /* cancel scopes and the blocked waiter */
 #ifdef WEFT_ASAN
     void *asan_fake;             /* ASan fake stack while switched out */
 #endif
@@ -79,7 +80,8 @@ typedef struct weft__worker {
     bool pat_waiting;            /* the last search waited on a marked entry */
     weft__deque dq;
     weft__timers timers;
-    weft__stack_cache stacks;
+    weft__pool_cache stacks;     /* free stacks; owner only */
+    weft__pool_cache structs;    /* free task structs; owner only */
     /* Tasks created on / finished on this worker: written by the owner only
      * (atomic stores of a private count, so destroy may read them). */
     _Atomic uint64_t spawned, finished;
@@ -105,7 +107,8 @@ struct weft_runtime {
     _Atomic bool cancelled;                           /* atomic: destroy has begun */
     _Atomic bool stopping;                            /* atomic: workers must exit */
     weft__inject inject;
-    weft__stack_pool stack_pool;
+    weft__pool stack_pool;
+    weft__pool task_pool;                             /* task structs */
     _Alignas(WEFT_CACHELINE) _Atomic int nr_spinning; /* atomic: workers looking for work */
     _Atomic int nr_idle;                              /* atomic: workers on the idle list */
     pthread_mutex_t idle_lock;
@@ -192,6 +195,9 @@ static inline void weft__sched_wake_one(weft_runtime *rt)
 {
     if (weft__sched_wake_needed(rt)) weft__sched_wake_slow(rt);
 }
+/* Before t first runs on w (t->ctx.sp NULL): trades t's reserved stack for
+ * w's warmest free one and makes t's context (task.c). */
+void weft__task_start(weft__worker *w, weft_task *t);
 /* Finishes a task that switched out for the last time (WEFT__SW_EXIT). */
 void weft__task_exited(weft__worker *w, weft_task *t);
 /* Creates and starts a task of rt from any thread (counted for destroy);

@@ -1,11 +1,25 @@
 /*
- * Task stacks: pooled, lazily committed mmap slabs.
+ * Task stacks and task structs: two pools of slots carved from lazily
+ * committed mmap slabs.
  *
- * Layout.  A slab is one anonymous MAP_NORESERVE mapping holding many stacks
- * of `stride` bytes each.  Memory is committed by the kernel page by page as a
- * task touches it, so a task that never goes deep costs one page: the task
- * struct lives at the top of its own stack (weft_task at hi - sizeof), and the
- * first frames share that page.
+ * Layout.  A slab is one anonymous MAP_NORESERVE mapping holding many slots
+ * of `stride` bytes each; the kernel commits it page by page as it is
+ * touched, and handing out a slot touches nothing.  The runtime keeps two
+ * pools:
+ *   - stacks, stride = the stack size, each with its descriptor (bounds,
+ *     guard) in its top 32 bytes, written when carved: a task that never
+ *     goes deep commits that one page;
+ *   - task structs, stride = sizeof(weft_task) in whole lines, 4096 to a
+ *     slab, so the structs of many tasks sit densely side by side.
+ * A task owns one struct for its whole life and one stack from its spawn to
+ * its final switch (task.c: a fresh task trades its stack for the worker's
+ * most recently freed one when it first runs, and a finished task's stack
+ * goes back before its struct does).  Apart, the two do what one stack with
+ * the struct at its top could not: a thousand children that run one after
+ * another on a worker all use the same warm stack, and their structs fill
+ * 256 KiB of consecutive lines, where struct-on-stack spread them at one
+ * offset of 64 KiB strides (the same L1 sets) and wrote each child's first
+ * frames into a stack of its own.
  *
  * Guard pages versus the mapping budget.  A PROT_NONE guard page per stack
  * splits the slab's mapping in two per stack, and vm.max_map_count defaults
@@ -27,15 +41,21 @@
  * price of the mapping budget, and why guard_stacks is an option.
  *
  * Invariants:
- *  1. A stack is in exactly one place: a running/parked task, a worker's cache,
+ *  1. A slot is in exactly one place: in use (a task's struct, or the stack
+ *     of a task between its spawn and its final switch), a worker's cache,
  *     or the pool's free list.
  *  2. Every byte of a slab stays mapped until the pool is destroyed, so a
- *     late reader (a waker touching a finished task's struct) never faults.
- *  3. The red zone's canary words of a stack on a free list are zero.
+ *     late reader (a waker touching a finished task's struct) never faults,
+ *     and a slot given back always fits the free list (grown when carved).
+ *  3. The red zone's canary words of a stack that is not in use are zero.
+ *  4. A struct slot never handed out is all zero (fresh mapping); a freed
+ *     one holds no published waiter (runtime.c, destroy step 2).
  *
  * Rejected: one mmap per stack (caps a process near 32k tasks with guards);
  * growing stacks by copying (C has no movable frames); malloc'd stacks
- * (commit everything, no guard at all).
+ * (commit everything, no guard at all); binding a stack only at a task's
+ * first run (a spawn could then succeed and its task find no memory to run
+ * on: reserving at spawn and trading at first run keeps ENOMEM at spawn).
  */
 
 #include <dlfcn.h>
@@ -56,32 +76,41 @@
 #define WEFT_HAVE_VALGRIND 1
 #endif
 #endif
-#ifdef WEFT_ASAN
-#include <sanitizer/asan_interface.h>
-#endif
 
-/* A slab is about this big: 256 stacks of 64 KiB, so one million tasks take
- * about 4k mappings when unguarded. */
-#define SLAB_BYTES ((size_t)16 << 20)
+/* A stack slab is about this big: 256 stacks of 64 KiB, so one million
+ * tasks take about 4k mappings when unguarded. */
+#define STACK_SLAB_BYTES ((size_t)16 << 20)
+/* A struct slab: 4096 structs of 256 bytes. */
+#define SLOT_SLAB_BYTES ((size_t)1 << 20)
 /* Cache refills and spills move half a cache, so the pool lock is taken at
- * most once per WEFT__STACK_CACHE_MAX / 2 stacks. */
-#define CACHE_BATCH (WEFT__STACK_CACHE_MAX / 2)
+ * most once per WEFT__POOL_CACHE_MAX / 2 slots. */
+#define CACHE_BATCH (WEFT__POOL_CACHE_MAX / 2)
 
-static size_t task_offset(void)
-{
-    return WEFT__LINES(sizeof(weft_task));
-}
-
-int weft__stack_pool_init(weft__stack_pool *p, size_t stack_size, size_t guard_budget)
+static int pool_init(weft__pool *p, size_t stride, size_t slab_bytes, size_t guard_budget,
+                     bool stacks)
 {
     memset(p, 0, sizeof *p);
     p->page = (size_t)sysconf(_SC_PAGESIZE);
-    p->stride = (stack_size + p->page - 1) & ~(p->page - 1);
+    p->stride = stride;
+    p->slab_bytes = slab_bytes;
     p->guard_budget = guard_budget;
+    p->stacks = stacks;
     return pthread_mutex_init(&p->lock, NULL);
 }
 
-void weft__stack_pool_destroy(weft__stack_pool *p)
+int weft__stack_pool_init(weft__pool *p, size_t stack_size, size_t guard_budget)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return pool_init(p, (stack_size + page - 1) & ~(page - 1), STACK_SLAB_BYTES, guard_budget,
+                     true);
+}
+
+int weft__slot_pool_init(weft__pool *p, size_t slot_size)
+{
+    return pool_init(p, WEFT__LINES(slot_size), SLOT_SLAB_BYTES, 0, false);
+}
+
+void weft__pool_destroy(weft__pool *p)
 {
     for (weft__slab *s = p->slabs, *n; s; s = n) {
         n = s->next;
@@ -93,16 +122,17 @@ void weft__stack_pool_destroy(weft__stack_pool *p)
 }
 
 /* Maps a new slab; lock held. */
-static int slab_new(weft__stack_pool *p)
+static int slab_new(weft__pool *p)
 {
-    size_t n = SLAB_BYTES / p->stride;
+    size_t n = p->slab_bytes / p->stride;
     if (n == 0) n = 1;
-    bool guarded = p->guard_budget >= n;
+    bool guarded = p->stacks && p->guard_budget >= n;
     size_t len = n * p->stride;
     weft__slab *s = malloc(sizeof *s);
     if (!s) return ENOMEM;
     char *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (p->stacks ? MAP_STACK : 0),
+                      -1, 0);
     if (base == MAP_FAILED) {
         free(s);
         return ENOMEM;
@@ -121,17 +151,21 @@ static int slab_new(weft__stack_pool *p)
         if (guarded) p->guard_budget -= n;
     }
     /* Grow (and touch) the free array now, while carving, so that it can
-     * take back every stack ever carved: returning a million stacks at once
-     * (a mass exit) then never page-faults on a freshly grown array. */
+     * take back every slot ever carved: returning a million at once (a mass
+     * exit) then never page-faults on a freshly grown array, and a put never
+     * fails (invariant 2). */
     if (p->total + n > p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 1024;
         while (cap < p->total + n) cap *= 2;
-        weft_task **a = realloc(p->free, cap * sizeof *a);
-        if (a) {
-            memset(a + p->cap, 0, (cap - p->cap) * sizeof *a);
-            p->free = a;
-            p->cap = cap;
+        void **a = realloc(p->free, cap * sizeof *a);
+        if (!a) {
+            munmap(base, len);
+            free(s);
+            return ENOMEM;
         }
+        memset(a + p->cap, 0, (cap - p->cap) * sizeof *a);
+        p->free = a;
+        p->cap = cap;
     }
     p->total += n;
     s->base = base;
@@ -144,121 +178,85 @@ static int slab_new(weft__stack_pool *p)
     return 0;
 }
 
-/* Carves one stack from the newest slab; lock held. */
-static weft_task *carve(weft__stack_pool *p)
+/* Carves one slot from the newest slab; lock held. */
+static void *carve(weft__pool *p)
 {
     if (p->carve == p->carve_end && slab_new(p) != 0) return NULL;
     char *base = p->carve;
     p->carve += p->stride;
+    if (!p->stacks) return base;
     char *hi = base + p->stride;
-    weft_task *t = (weft_task *)(void *)(hi - task_offset());
-    t->stack.lo = p->carve_guarded ? base + p->page : base;
-    t->stack.hi = hi;
-    t->stack.guarded = p->carve_guarded;
+    weft__stack *s = (weft__stack *)(void *)(hi - WEFT__STACK_DESC);
+    s->lo = p->carve_guarded ? base + p->page : base;
+    s->hi = hi;
+    s->guarded = p->carve_guarded;
 #ifdef WEFT_HAVE_VALGRIND
-    t->stack.vg_id = VALGRIND_STACK_REGISTER(t->stack.lo, hi);
-#else
-    t->stack.vg_id = 0;
+    VALGRIND_STACK_REGISTER(s->lo, hi);
 #endif
-    return t;
+    return s;
 }
 
-void weft__stack_pool_foreach(weft__stack_pool *p, void (*fn)(weft_task *, void *), void *arg)
+void weft__pool_foreach(weft__pool *p, void (*fn)(void *, void *), void *arg)
 {
     WEFT_CHECK(pthread_mutex_lock(&p->lock));
     for (weft__slab *s = p->slabs; s; s = s->next) {
         char *end = s->base + s->len;
         if (p->carve >= s->base && p->carve <= end) end = p->carve; /* the newest slab */
         for (char *b = s->base; b + p->stride <= end; b += p->stride)
-            fn((weft_task *)(void *)(b + p->stride - task_offset()), arg);
+            fn(p->stacks ? b + p->stride - WEFT__STACK_DESC : b, arg);
     }
     WEFT_CHECK(pthread_mutex_unlock(&p->lock));
 }
 
-/* Moves up to want free stacks into out[]; lock held. */
-static unsigned pool_take_locked(weft__stack_pool *p, weft_task **out, unsigned want)
+/* Moves up to want free slots into out[]; lock held. */
+static unsigned pool_take_locked(weft__pool *p, void **out, unsigned want)
 {
     unsigned got = 0;
     while (got < want && p->nfree > 0) out[got++] = p->free[--p->nfree];
     while (got < want) {
-        weft_task *t = carve(p);
-        if (!t) break;
-        out[got++] = t;
+        void *s = carve(p);
+        if (!s) break;
+        out[got++] = s;
     }
     return got;
 }
 
-/* Returns n stacks to the pool; lock held.  On ENOMEM growing the array the
- * stacks stay mapped and are simply not reused (invariant 2 holds). */
-static void pool_give_locked(weft__stack_pool *p, weft_task *const *in, unsigned n)
+/* Returns n slots to the pool; lock held.  The array holds every slot ever
+ * carved (invariant 2), so this never grows it. */
+static void pool_give_locked(weft__pool *p, void *const *in, unsigned n)
 {
-    if (p->nfree + n > p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 1024;
-        while (cap < p->nfree + n) cap *= 2;
-        weft_task **a = realloc(p->free, cap * sizeof *a);
-        if (!a) return;
-        p->free = a;
-        p->cap = cap;
-    }
+    WEFT_ASSERT(p->nfree + n <= p->cap);
     for (unsigned i = 0; i < n; i++) p->free[p->nfree++] = in[i];
 }
 
-weft_task *weft__stack_get(weft__stack_pool *p, weft__stack_cache *c)
+void *weft__pool_get_slow(weft__pool *p, weft__pool_cache *c)
 {
-    weft_task *t;
+    void *s;
+    WEFT_CHECK(pthread_mutex_lock(&p->lock));
     if (c) {
-        if (c->n == 0) {
-            WEFT_CHECK(pthread_mutex_lock(&p->lock));
-            c->n = pool_take_locked(p, c->slot, CACHE_BATCH);
-            WEFT_CHECK(pthread_mutex_unlock(&p->lock));
-            if (c->n == 0) return NULL;
-        }
-        t = c->slot[--c->n];
-        /* The next spawn's task struct is probably not in cache: start
-         * loading it now, while this one is set up.  Only the struct, which
-         * the spawn touches: the frames below it are written by whichever
-         * worker runs the task, and with two workers that is usually the
-         * thief (88% of spawn_join's tasks).  Pulling those lines here only
-         * to have the thief pull them back cost a quarter of the 2-worker
-         * spawn phase (spawn_join, alternating runs). */
-        if (c->n) {
-            /* The first two lines for writing; the context behind them
-             * is only read when clean (weft__cctx_init). */
-            const char *next = (const char *)c->slot[c->n - 1];
-            _Static_assert(offsetof(weft_task, cctx) >= 128, "spawn writes the first two lines");
-            __builtin_prefetch(next, 1);
-            __builtin_prefetch(next + 64, 1);
-            for (size_t off = 128; off < sizeof(weft_task); off += 64) __builtin_prefetch(next + off, 0);
-        }
+        /* Empty: refill half of it. */
+        void *batch[CACHE_BATCH];
+        unsigned got = pool_take_locked(p, batch, CACHE_BATCH);
+        for (unsigned i = 0; i < got; i++) WEFT__POOL_AT(c, c->hi++) = batch[i];
+        s = got ? WEFT__POOL_AT(c, --c->hi) : NULL;
     } else {
-        WEFT_CHECK(pthread_mutex_lock(&p->lock));
-        unsigned got = pool_take_locked(p, &t, 1);
-        WEFT_CHECK(pthread_mutex_unlock(&p->lock));
-        if (!got) return NULL;
+        s = pool_take_locked(p, &s, 1) ? s : NULL;
     }
-#ifdef WEFT_ASAN
-    /* A finished task never unwinds its last frames; forget their poison. */
-    __asan_unpoison_memory_region(t->stack.lo, (size_t)(t->stack.hi - t->stack.lo));
-#endif
-    return t;
+    WEFT_CHECK(pthread_mutex_unlock(&p->lock));
+    return s;
 }
 
-void weft__stack_put(weft__stack_pool *p, weft__stack_cache *c, weft_task *t)
+void weft__pool_put_slow(weft__pool *p, weft__pool_cache *c, void *slot)
 {
-    if (c) {
-        if (c->n == WEFT__STACK_CACHE_MAX) {
-            /* Spill the older half (the bottom of the LIFO) to the pool. */
-            WEFT_CHECK(pthread_mutex_lock(&p->lock));
-            pool_give_locked(p, c->slot, CACHE_BATCH);
-            WEFT_CHECK(pthread_mutex_unlock(&p->lock));
-            memmove(c->slot, c->slot + CACHE_BATCH, (c->n - CACHE_BATCH) * sizeof c->slot[0]);
-            c->n -= CACHE_BATCH;
-        }
-        c->slot[c->n++] = t;
-        return;
-    }
     WEFT_CHECK(pthread_mutex_lock(&p->lock));
-    pool_give_locked(p, &t, 1);
+    if (c) {
+        /* Full: spill the cold half. */
+        WEFT_ASSERT(p->nfree + CACHE_BATCH <= p->cap);
+        for (unsigned i = 0; i < CACHE_BATCH; i++) p->free[p->nfree++] = WEFT__POOL_AT(c, c->lo++);
+        WEFT__POOL_AT(c, c->hi++) = slot;
+    } else {
+        pool_give_locked(p, &slot, 1);
+    }
     WEFT_CHECK(pthread_mutex_unlock(&p->lock));
 }
 
@@ -271,8 +269,8 @@ _Noreturn void weft__stack_overflow(weft_task *t)
     int n = snprintf(buf, sizeof buf,
                      "weft: task stack overflow (task %p, entry %s at %p, stack %p-%p, %s)\n",
                      (void *)t, name, t ? (void *)(uintptr_t)t->fn : NULL,
-                     t ? (void *)t->stack.lo : NULL, t ? (void *)t->stack.hi : NULL,
-                     t && t->stack.guarded ? "guard page hit" : "red zone reached");
+                     t ? (void *)t->stack->lo : NULL, t ? (void *)t->stack->hi : NULL,
+                     t && t->stack->guarded ? "guard page hit" : "red zone reached");
     if (n > 0) {
         ssize_t w = write(STDERR_FILENO, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
         (void)w;
@@ -282,9 +280,9 @@ _Noreturn void weft__stack_overflow(weft_task *t)
 
 void weft__stack_check(weft_task *t, const void *sp)
 {
-    const char *lo = t->stack.lo;
+    const char *lo = t->stack->lo;
     if (WEFT_UNLIKELY((const char *)sp < lo + WEFT__STACK_REDZONE)) weft__stack_overflow(t);
-    if (!t->stack.guarded) {
+    if (!t->stack->guarded) {
         const volatile uint64_t *bottom = (const volatile uint64_t *)(const void *)lo;
         const volatile uint64_t *top =
             (const volatile uint64_t *)(const void *)(lo + WEFT__STACK_REDZONE) - 4;
@@ -305,8 +303,8 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
     weft_task *t = w ? w->current : NULL;
     if (t) {
         const char *a = si->si_addr;
-        size_t below = t->stack.guarded ? (size_t)sysconf(_SC_PAGESIZE) : (size_t)1 << 20;
-        if (a >= t->stack.lo - below && a < t->stack.lo + WEFT__STACK_REDZONE)
+        size_t below = t->stack->guarded ? (size_t)sysconf(_SC_PAGESIZE) : (size_t)1 << 20;
+        if (a >= t->stack->lo - below && a < t->stack->lo + WEFT__STACK_REDZONE)
             weft__stack_overflow(t);
     }
     /* Not ours: hand it to whoever was installed before us. */

@@ -1,12 +1,17 @@
 /*
  * Task lifetime: creation, the entry trampoline, exit, join, detach, yield.
  *
- * A task's struct lives at the top of its own stack (stack.c), so a task
- * costs one allocation from the stack pool and, until it goes deep, one page.
+ * A task is a struct from the runtime's struct pool and a stack from its
+ * stack pool (stack.c).  The stack is reserved at spawn, so a spawn that
+ * succeeds can always run; when the task first runs (weft__task_start, on
+ * the worker that runs it) it trades that untouched stack for the top of the
+ * worker's cache, the stack the last task to finish there left warm; and it
+ * gives its stack back right after its final switch (step 2), well before
+ * the handle frees the struct.  So children that run one after another on
+ * a worker share one warm stack, whoever spawned them.
  *
  * Lifetime.  Two parties end a task: its own exit and its handle (join or
- * detach).  Whichever comes second frees it (returns its stack to the pool),
- * decided by exchanges on t->joiner:
+ * detach).  Whichever comes second frees its struct, decided by exchanges on t->joiner:
  *
  *   NULL --exit--> EXITING --final switch--> DONE
  *     \              |
@@ -20,11 +25,13 @@
  *     one switch from child to parent).  Any other waiter is kept in
  *     t->exit_waiter.
  *  2. After the final switch, weft__after_switch (on the next context's stack)
- *     exchanges joiner to DONE.  Old value DETACHED: it frees the task.  A
- *     waiter (one that arrived during EXITING) or the kept exit_waiter: it
- *     claims and completes it, and the joiner frees the task.  Otherwise the
- *     handle frees it later.  DONE is published only once the task is off its
- *     stack, so no one frees a stack still in use.
+ *     gives the task's stack back to this worker's cache, then exchanges
+ *     joiner to DONE.  Old value DETACHED: it frees the struct.  A waiter
+ *     (one that arrived during EXITING) or the kept exit_waiter: it claims
+ *     and completes it, and the joiner frees the struct.  Otherwise the
+ *     handle frees it later.  The stack goes back only once the task is off
+ *     it, and before DONE, after which the struct it is read from may be
+ *     freed.
  *  3. weft_join: DONE: read status, free.  NULL or EXITING: CAS its waiter in
  *     and park; if the CAS finds DONE, read status and free.
  *  4. weft_task_detach exchanges joiner to DETACHED; old value DONE: it frees.
@@ -46,6 +53,7 @@
 #include "runtime.h"
 
 #ifdef WEFT_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #ifdef WEFT_TSAN
@@ -68,9 +76,34 @@ _Noreturn void weft__task_main(void *arg);
 static inline int task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *arg, bool detached,
                            weft_task **out)
 {
-    weft__stack_cache *cache = w && w->rt == rt ? &w->stacks : NULL;
-    weft_task *t = weft__stack_get(&rt->stack_pool, cache);
+    bool own = w && w->rt == rt;
+    weft__pool_cache *structs = own ? &w->structs : NULL;
+    weft_task *t = weft__pool_get(&rt->task_pool, structs);
     if (!t) return ENOMEM;
+    /* The stack is reserved here, so that running the task never lacks
+     * memory; it is traded for a warm one when the task first runs
+     * (weft__task_start).  Only its name is read: no stack memory is
+     * touched until then. */
+    weft__stack *stack = weft__pool_get_cold(&rt->stack_pool, own ? &w->stacks : NULL);
+    if (!stack) {
+        weft__pool_put(&rt->task_pool, structs, t);
+        return ENOMEM;
+    }
+    if (own && structs->hi != structs->lo) {
+        /* The next spawn's struct is probably not in cache: start loading
+         * it now, while this one is set up.  The first two lines for
+         * writing; the context behind them is only read when clean
+         * (weft__cctx_init). */
+        const char *next = (const char *)WEFT__POOL_AT(structs, structs->hi - 1);
+        _Static_assert(offsetof(weft_task, group) + sizeof(void *) <= 128 &&
+                           offsetof(weft_task, group) < offsetof(weft_task, cctx),
+                       "the fields spawn always writes lie in the first two lines");
+        __builtin_prefetch(next, 1);
+        __builtin_prefetch(next + 64, 1);
+        for (size_t off = 128; off < sizeof(weft_task); off += 64) __builtin_prefetch(next + off, 0);
+    }
+    t->stack = stack;
+    t->ctx.sp = NULL; /* made when it first runs (weft__task_start) */
     t->rt = rt;
     t->fn = fn;
     t->arg = arg;
@@ -80,9 +113,6 @@ static inline int task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *
     t->link = NULL;
     t->group = NULL;
     weft__cctx_init(&t->cctx, t);
-    /* The first frame starts just below the task struct, 16-byte aligned;
-     * t is weft__task_main's argument. */
-    weft__ctx_make(&t->ctx, (uintptr_t)t - 16, weft__task_main, t);
 #ifdef WEFT_ASAN
     t->asan_fake = NULL;
 #endif
@@ -93,13 +123,27 @@ static inline int task_new(weft_runtime *rt, weft__worker *w, weft_fn fn, void *
     return 0;
 }
 
+void weft__task_start(weft__worker *w, weft_task *t)
+{
+    /* Trade the stack reserved at spawn, never touched, for the warm end of
+     * this worker's cache: the stack the last task to finish here left.  The
+     * reserved one goes to the cold end, where spawns reserve, so the warm
+     * end keeps only stacks that tasks ran on here. */
+    weft__pool_cache *c = &w->stacks;
+    if (c->hi != c->lo) t->stack = weft__pool_trade(c, t->stack);
+    /* The first frame starts just below the stack's descriptor; t is
+     * weft__task_main's argument. */
+    weft__ctx_make(&t->ctx, (uintptr_t)t->stack, weft__task_main, t);
+}
+
+/* Frees the struct of a task whose stack has gone back already. */
 static void task_free(weft__worker *w, weft_task *t)
 {
 #ifdef WEFT_TSAN
     __tsan_destroy_fiber(t->tsan_fiber);
 #endif
     weft_runtime *rt = t->rt;
-    weft__stack_put(&rt->stack_pool, w && w->rt == rt ? &w->stacks : NULL, t);
+    weft__pool_put(&rt->task_pool, w && w->rt == rt ? &w->structs : NULL, t);
 }
 
 /* Step 1: before the final switch. */
@@ -127,6 +171,13 @@ static void task_exiting(weft_task *t)
 /* Step 2: after the final switch, on the next context's stack. */
 void weft__task_exited(weft__worker *w, weft_task *t)
 {
+    /* Off its stack for good: give it back at once, before anyone may free
+     * the struct, so the next task to start here runs on it warm. */
+#ifdef WEFT_ASAN
+    /* A finished task never unwinds its last frames; forget their poison. */
+    __asan_unpoison_memory_region(t->stack->lo, (size_t)(t->stack->hi - t->stack->lo));
+#endif
+    weft__pool_put(&t->rt->stack_pool, &w->stacks, t->stack);
     weft__waiter *kept = t->exit_waiter;
     /* acq_rel: pairs with the exchanges of join and detach. */
     weft__waiter *j = atomic_exchange_explicit(&t->joiner, WEFT__JOIN_DONE, memory_order_acq_rel);

@@ -191,12 +191,13 @@ weft__worker *weft__worker_self_slow(void)
 static inline __attribute__((always_inline)) void weft__switch(weft__worker *w, weft__ctx *from,
                                                                 weft_task *to, bool from_exits)
 {
+    if (to && WEFT_UNLIKELY(!to->ctx.sp)) weft__task_start(w, to);
     const weft__ctx *target = to ? &to->ctx : &w->sched_ctx;
 #ifdef WEFT_ASAN
     weft_task *self = w->prev;
     void **fake = from_exits ? NULL : (self && from == &self->ctx ? &self->asan_fake : &w->asan_fake);
     if (to)
-        __sanitizer_start_switch_fiber(fake, to->stack.lo, (size_t)(to->stack.hi - to->stack.lo));
+        __sanitizer_start_switch_fiber(fake, to->stack->lo, (size_t)(to->stack->hi - to->stack->lo));
     else
         __sanitizer_start_switch_fiber(fake, w->sched_stack_lo, w->sched_stack_size);
 #endif
@@ -251,34 +252,45 @@ static inline weft_task *dq_task(void *x)
     return (weft_task *)((uintptr_t)x & ~MARK_MADE_HERE);
 }
 
-/* Bytes of a parked task's stack just below its struct that resuming it
- * touches: the frames from weft__task_main down to the switch, 312 bytes
- * for a sleep on x86-64. */
-#define TASK_HOT_BELOW 320
+/* Bytes of a parked task's stack above its saved stack pointer that
+ * resuming it touches: the frames from weft__task_main down to the switch,
+ * 312 bytes for a sleep on x86-64. */
+#define TASK_HOT_STACK 320
 
 /*
- * Starts loading the memory that running a woken task touches: its struct
- * and the frames just below it (one contiguous region at the top of its
- * stack).  A hint: it never faults and may be wrong.  local_next calls it
- * one task ahead when it takes from the deque, so draining many woken tasks
- * (a cancel storm) overlaps their misses: without it, cancel_1m took twice
- * as long.  Written out, one prefetch per line off one base register (the
- * loop form cost 4 instructions a line on this path).
+ * Starts loading the memory that running a woken task touches: its struct,
+ * and the frames at the top of its stack.  Hints: they never fault and may
+ * be wrong.  When local_next takes a task from the deque it loads the
+ * struct of the one after it, and the frames of the one it took, whose
+ * struct (the saved stack pointer) the previous take loaded; so draining
+ * many woken tasks (a cancel storm) overlaps their misses: without it,
+ * cancel_1m took twice as long.  Written out, one prefetch per line off one
+ * base register (the loop form cost 4 instructions a line on this path).
  */
-static inline void task_prefetch(const weft_task *t)
-{
-    enum { LINES = WEFT__LINES(TASK_HOT_BELOW + sizeof(weft_task)) / WEFT_CACHELINE };
-    _Static_assert(LINES <= 12, "task_prefetch covers at most 12 lines");
-    const char *p = (const char *)t - TASK_HOT_BELOW;
 #define PF(i)                                                                                      \
     if ((i) < LINES) __builtin_prefetch(p + WEFT_CACHELINE * (i), 1)
-    PF(0); PF(1); PF(2); PF(3); PF(4); PF(5); PF(6); PF(7); PF(8); PF(9); PF(10); PF(11);
-#undef PF
+static inline void task_prefetch_struct(const weft_task *t)
+{
+    enum { LINES = WEFT__LINES(sizeof(weft_task)) / WEFT_CACHELINE };
+    _Static_assert(LINES <= 6, "task_prefetch_struct covers at most 6 lines");
+    const char *p = (const char *)t;
+    PF(0); PF(1); PF(2); PF(3); PF(4); PF(5);
     /* GCC 12 deems a function of prefetches alone free of side effects and
      * deletes calls to it before inlining; an empty volatile asm (no code)
      * keeps them. */
     __asm__ volatile("");
 }
+
+static inline void task_prefetch_stack(const weft_task *t)
+{
+    enum { LINES = WEFT__LINES(TASK_HOT_STACK) / WEFT_CACHELINE + 1 };
+    _Static_assert(LINES <= 6, "task_prefetch_stack covers at most 6 lines");
+    if (!t->ctx.sp) return; /* it will run on a warm stack (weft__task_start) */
+    const char *p = (const char *)((uintptr_t)t->ctx.sp & ~(uintptr_t)(WEFT_CACHELINE - 1));
+    PF(0); PF(1); PF(2); PF(3); PF(4); PF(5);
+    __asm__ volatile("");
+}
+#undef PF
 
 /* Takes a batch from the injector: returns one, queues the rest locally.
  * Out of line: inlined, its batch array would give local_next (the yield and
@@ -333,9 +345,13 @@ static weft_task *local_next(weft__worker *w)
     if (weft__dq_size_owner(&w->dq) > 0 && (x = weft__dq_take(&w->dq))) {
         /* Draining many parked-then-woken tasks (a cancel storm) misses on
          * each: start on the next one while this one runs. */
+        t = dq_task(x);
         void *after = weft__dq_peek(&w->dq);
-        if (after) task_prefetch(dq_task(after));
-        return dq_task(x);
+        if (after) {
+            task_prefetch_stack(t);
+            task_prefetch_struct(dq_task(after));
+        }
+        return t;
     }
     if ((t = w->next)) {
         w->next = NULL;
@@ -349,8 +365,8 @@ void weft__task_switch_out(weft__worker *w, weft_task *self, int action)
     /* The red-zone test inline, the canary words (unguarded stacks) out of
      * line: this is the yield and park fast path. */
     if (WEFT_UNLIKELY((const char *)__builtin_frame_address(0) <
-                      (const char *)self->stack.lo + WEFT__STACK_REDZONE) ||
-        !self->stack.guarded)
+                      (const char *)self->stack->lo + WEFT__STACK_REDZONE) ||
+        !self->stack->guarded)
         weft__stack_check(self, __builtin_frame_address(0));
     w->prev = self;
     w->prev_action = action;

@@ -276,3 +276,39 @@ Test(stack, tasks_spawned_from_a_pthread_reuse_stacks, .timeout = 60)
     cr_assert_eq(weft_runtime_destroy(rt), 0);
     cr_assert_lt(carved, LEAK_LIMIT, "%d stacks or structs carved for 20000 tasks: leaking", carved);
 }
+
+/* Where each child's first frame lies. */
+static uintptr_t child_frame[100];
+static int note_frame(void *arg)
+{
+    volatile char here;
+    child_frame[(intptr_t)arg] = (uintptr_t)&here;
+    return 0;
+}
+
+static int spawn_all_then_join(void *arg)
+{
+    (void)arg;
+    weft_task *t[100];
+    for (intptr_t i = 0; i < 100; i++) cr_assert_eq(weft_spawn(&t[i], note_frame, (void *)i), 0);
+    for (int i = 0; i < 100; i++) cr_assert_eq(weft_join(t[i], NULL), 0);
+    /* How many stacks the children started on. */
+    int distinct = 0;
+    for (int i = 0; i < 100; i++) {
+        int j = 0;
+        while (j < i && child_frame[j] != child_frame[i]) j++;
+        distinct += j == i;
+    }
+    return distinct;
+}
+
+/* A child starts on a stack that a finished task left on its worker, not
+ * on the one reserved for it at spawn.  Two, not one: a child starts before
+ * the one before it has switched off its stack, so it takes the stack of
+ * the one that finished before that. */
+Test(stack, children_that_run_one_after_another_reuse_warm_stacks, .timeout = 30)
+{
+    int distinct = run_on(1, spawn_all_then_join, NULL);
+    cr_assert_leq(distinct, 2, "100 children that ran one after another started on %d stacks",
+                  distinct);
+}

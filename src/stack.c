@@ -16,10 +16,14 @@
  * most recently freed one when it first runs, and a finished task's stack
  * goes back before its struct does).  Apart, the two do what one stack with
  * the struct at its top could not: a thousand children that run one after
- * another on a worker all use the same warm stack, and their structs fill
+ * another on a worker take turns on two warm stacks, and their structs fill
  * 256 KiB of consecutive lines, where struct-on-stack spread them at one
  * offset of 64 KiB strides (the same L1 sets) and wrote each child's first
- * frames into a stack of its own.
+ * frames into a stack of its own.  Measured (spawn+join of batches of 1000,
+ * alternating runs): 1 worker 100 -> 85 ns a task, 2 workers 108 -> 92;
+ * cachegrind counts 6x fewer L1 data misses for skynet, 2.5x for fib; the
+ * two pools and the trade cost about 25 instructions a task, and fib and
+ * skynet ran as fast as before.
  *
  * Guard pages versus the mapping budget.  A PROT_NONE guard page per stack
  * splits the slab's mapping in two per stack, and vm.max_map_count defaults

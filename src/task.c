@@ -4,14 +4,16 @@
  * A task is a struct from the runtime's struct pool and a stack from its
  * stack pool (stack.c).  The stack is reserved at spawn, so a spawn that
  * succeeds can always run; when the task first runs (weft__task_start, on
- * the worker that runs it) it trades that untouched stack for the top of the
- * worker's cache, the stack the last task to finish there left warm; and it
+ * the worker that runs it) it trades that untouched stack for the warm end
+ * of the worker's cache, a stack that a task finished on there; and it
  * gives its stack back right after its final switch (step 2), well before
  * the handle frees the struct.  So children that run one after another on
- * a worker share one warm stack, whoever spawned them.
+ * a worker share two warm stacks (a child starts before the one before it
+ * has left its stack), whoever spawned them.
  *
  * Lifetime.  Two parties end a task: its own exit and its handle (join or
- * detach).  Whichever comes second frees its struct, decided by exchanges on t->joiner:
+ * detach).  Whichever comes second frees its struct, decided by exchanges
+ * on t->joiner:
  *
  *   NULL --exit--> EXITING --final switch--> DONE
  *     \              |

@@ -19,17 +19,18 @@
  *     \              |
  *      \--join--> &w (a waiter), --detach--> DETACHED
  *
- *  1. When fn returns, the task writes status and exchanges joiner to
- *     EXITING.  If it took a join waiter whose owner is a task of this runtime
- *     that is fully PARKED, it claims and completes it at once: the joiner then
- *     lands in this worker's next slot, which no other worker can take, so it
- *     runs only after this task has switched out (and usually right after it:
- *     one switch from child to parent).  Any other waiter is kept in
- *     t->exit_waiter.
+ *  1. When fn returns, the task writes status and, if a join waiter is in
+ *     joiner (a plain load: NULL and DETACHED are left to step 2),
+ *     exchanges joiner to EXITING.  If it took a join waiter whose owner is
+ *     a task of this runtime that is fully PARKED, it claims and completes
+ *     it at once: the joiner then lands in this worker's next slot, which no
+ *     other worker can take, so it runs only after this task has switched
+ *     out (and usually right after it: one switch from child to parent).
+ *     Any other waiter is kept in t->exit_waiter.
  *  2. After the final switch, weft__after_switch (on the next context's stack)
  *     gives the task's stack back to this worker's cache, then exchanges
  *     joiner to DONE.  Old value DETACHED: it frees the struct.  A waiter
- *     (one that arrived during EXITING) or the kept exit_waiter: it claims
+ *     (one that arrived after step 1's look) or the kept exit_waiter: it claims
  *     and completes it, and the joiner frees the struct.  Otherwise the
  *     handle frees it later.  The stack goes back only once the task is off
  *     it, and before DONE, after which the struct it is read from may be
@@ -43,8 +44,8 @@
  *     and marks the waiter released, and the canceller's unlink waits for
  *     that mark before the joiner may return (its frame holds the waiter);
  *     a later join finds DONE.
- * status is written before the exchange of step 1 and read after observing
- * DONE or being completed: the acq_rel exchanges order it.
+ * status is written before the exchanges of steps 1 and 2 and read after
+ * observing DONE or being completed: the acq_rel exchanges order it.
  *
  * The context layout of arch/ctx.h is checked against weft__ctx here.
  */
@@ -152,15 +153,17 @@ static void task_free(weft__worker *w, weft_task *t)
 static void task_exiting(weft_task *t)
 {
     t->exit_waiter = NULL;
-    /* acq_rel: release publishes status (with step 2's exchange). */
+    /* Nobody joining yet (NULL), or detached: step 2's exchange decides,
+     * and a locked exchange here would change nothing (join and detach
+     * treat NULL and EXITING alike).  In a fan-out most children finish
+     * before their join comes.  relaxed: only a waiter found here is
+     * read, after the acq_rel exchange below. */
+    if (!WEFT__JOIN_IS_WAITER(atomic_load_explicit(&t->joiner, memory_order_relaxed))) return;
+    /* acq_rel: acquire the waiter's fields; release publishes status. */
     weft__waiter *j = atomic_exchange_explicit(&t->joiner, WEFT__JOIN_EXITING, memory_order_acq_rel);
-    if (j == WEFT__JOIN_DETACHED) {
-        /* No handle is left, so no one else writes joiner any more: put the
-         * mark back for step 2, which frees the task. */
-        atomic_store_explicit(&t->joiner, WEFT__JOIN_DETACHED, memory_order_relaxed);
-        return;
-    }
-    if (!WEFT__JOIN_IS_WAITER(j) || !weft__waiter_take(j)) return; /* NULL: step 2 decides */
+    /* A cancelled join may have unlinked its waiter since (NULL): step 2
+     * decides.  A waiter cannot be detached (weft_task_detach dies). */
+    if (!WEFT__JOIN_IS_WAITER(j) || !weft__waiter_take(j)) return;
     weft_task *jt = j->task;
     /* acquire: PARKED means its worker has finished switching it out. */
     if (jt && jt->rt == t->rt &&

@@ -181,6 +181,7 @@ int weft_runtime_create(weft_runtime **out, const weft_options *opt_in)
         w->rt = rt;
         w->id = ready;
         w->rng = 0x9E3779B97F4A7C15ULL * (ready + 1);
+        w->solo = n == 1;
         weft__timers_init(&w->timers);
         if (weft__dq_init(&w->dq, 8) != 0) {
             rc = ENOMEM;

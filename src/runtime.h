@@ -68,6 +68,7 @@ typedef struct weft__worker {
     weft_task *prev;             /* context that switched away; owner only */
     int prev_action;             /* WEFT__SW_* for prev */
     bool spinning;               /* owner only; counted in rt->nr_spinning */
+    bool solo;                   /* immutable: the runtime's only worker (no thieves) */
     uint64_t rng;
     /* Stealing patience (worker.c): the index of the marked top entry this
      * worker saw last, whose deque, since when, the victim's decision count

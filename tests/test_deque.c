@@ -24,6 +24,26 @@ Test(deque, owner_is_lifo_thief_is_fifo, .timeout = 10)
     weft__dq_destroy(&q);
 }
 
+Test(deque, a_take_without_thieves_is_lifo_and_keeps_size_and_growth_right, .timeout = 10)
+{
+    weft__deque q;
+    cr_assert_eq(weft__dq_init(&q, 2), 0);
+    /* Past the initial capacity, emptied, and filled again. */
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 10; i++) cr_assert_eq(weft__dq_push(&q, ITEM(i)), 0);
+        cr_assert_eq(weft__dq_size(&q), 10);
+        for (int i = 9; i >= 0; i--) cr_assert_eq(weft__dq_take_solo(&q), ITEM(i));
+        cr_assert_eq(weft__dq_take_solo(&q), WEFT__DQ_EMPTY);
+        cr_assert_eq(weft__dq_size(&q), 0, "an empty take leaves it empty");
+        cr_assert_eq(weft__dq_size_owner(&q), 0);
+        cr_assert_null(weft__dq_peek(&q));
+    }
+    cr_assert_eq(weft__dq_push(&q, ITEM(7)), 0);
+    cr_assert_eq(weft__dq_peek(&q), ITEM(7));
+    cr_assert_eq(weft__dq_take_solo(&q), ITEM(7));
+    weft__dq_destroy(&q);
+}
+
 Test(deque, a_marked_top_is_stolen_only_when_asked_and_keeps_its_mark, .timeout = 10)
 {
     weft__deque q;

@@ -140,6 +140,19 @@ void *weft__dq_take(weft__deque *q)
     return x;
 }
 
+void *weft__dq_take_solo(weft__deque *q)
+{
+    /* No thief: top never moves, and bottom is ours alone. */
+    int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed) - 1;
+    int64_t t = atomic_load_explicit(&q->top, memory_order_relaxed);
+    q->top_seen = t;
+    if (t > b) return WEFT__DQ_EMPTY;
+    weft__dq_array *a = atomic_load_explicit(&q->array, memory_order_relaxed);
+    void *x = atomic_load_explicit(&a->slot[b & a->mask], memory_order_relaxed);
+    atomic_store_explicit(&q->bottom, b, memory_order_relaxed);
+    return x;
+}
+
 void *weft__dq_steal_if(weft__deque *q, bool take_marked, int64_t *seen_top)
 {
     int64_t t = atomic_load_explicit(&q->top, memory_order_acquire);

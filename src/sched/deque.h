@@ -39,6 +39,10 @@ void weft__dq_destroy(weft__deque *q);
 int weft__dq_push(weft__deque *q, void *x);
 /* Owner: pops the bottom (LIFO); WEFT__DQ_EMPTY when empty. */
 void *weft__dq_take(weft__deque *q);
+/* Owner of a deque that no thief ever touches (a runtime of one worker):
+ * the same pop, without the fence and the CAS that order a take against
+ * thieves.  Never mixed with steals on the same deque. */
+void *weft__dq_take_solo(weft__deque *q);
 /* The owner may mark an entry by setting its bit 0 (entries are pointers
  * aligned to 2 or more); the deque keeps the mark and returns it. */
 #define WEFT__DQ_MARKED ((void *)2)

@@ -342,7 +342,8 @@ static weft_task *local_next(weft__worker *w)
      * empty deque is ruled out without take()'s seq_cst fence, and without
      * reading top (deque.c, invariant 6). */
     void *x;
-    if (weft__dq_size_owner(&w->dq) > 0 && (x = weft__dq_take(&w->dq))) {
+    if (weft__dq_size_owner(&w->dq) > 0 &&
+        (x = w->solo ? weft__dq_take_solo(&w->dq) : weft__dq_take(&w->dq))) {
         /* Draining many parked-then-woken tasks (a cancel storm) misses on
          * each: start on the next one while this one runs. */
         t = dq_task(x);
@@ -431,6 +432,9 @@ void weft__make_runnable_from(weft__worker *w, weft_task *t)
         if (!old) return; /* runs when this worker next chooses: no one to wake */
         count_decision(w); /* queueing one is a decision too (see Stealing) */
         push_marked(w, old, MARK_MADE_HERE);
+        /* The only worker is this one, and awake: no one to wake, so no
+         * fence either. */
+        if (w->solo) return;
     } else {
         weft__inject_push(&rt->inject, &t->inode);
     }

@@ -86,9 +86,13 @@
 #define STACK_SLAB_BYTES ((size_t)16 << 20)
 /* A struct slab: 4096 structs of 256 bytes. */
 #define SLOT_SLAB_BYTES ((size_t)1 << 20)
-/* Cache refills and spills move half a cache, so the pool lock is taken at
- * most once per WEFT__POOL_CACHE_MAX / 2 slots. */
-#define CACHE_BATCH (WEFT__POOL_CACHE_MAX / 2)
+/* An empty cache takes CACHE_REFILL slots from the pool (few, so that a
+ * worker carves little beyond what it uses), a full one gives back half of
+ * itself: a worker that keeps spawning and ending tasks takes the pool
+ * lock once per CACHE_REFILL spawns or CACHE_SPILL ends at most, and one
+ * that fans out under WEFT__POOL_CACHE_MAX tasks and joins them, never. */
+#define CACHE_REFILL 256
+#define CACHE_SPILL (WEFT__POOL_CACHE_MAX / 2)
 
 static int pool_init(weft__pool *p, size_t stride, size_t slab_bytes, size_t guard_budget,
                      bool stacks)
@@ -212,17 +216,11 @@ void weft__pool_foreach(weft__pool *p, void (*fn)(void *, void *), void *arg)
     WEFT_CHECK(pthread_mutex_unlock(&p->lock));
 }
 
-/* Moves up to want free slots into out[]; lock held. */
-static unsigned pool_take_locked(weft__pool *p, void **out, unsigned want)
+/* A free slot from the pool's list, or a fresh one; NULL when out of
+ * memory.  Lock held. */
+static void *pool_take_locked(weft__pool *p)
 {
-    unsigned got = 0;
-    while (got < want && p->nfree > 0) out[got++] = p->free[--p->nfree];
-    while (got < want) {
-        void *s = carve(p);
-        if (!s) break;
-        out[got++] = s;
-    }
-    return got;
+    return p->nfree ? p->free[--p->nfree] : carve(p);
 }
 
 /* Returns n slots to the pool; lock held.  The array holds every slot ever
@@ -235,16 +233,15 @@ static void pool_give_locked(weft__pool *p, void *const *in, unsigned n)
 
 void *weft__pool_get_slow(weft__pool *p, weft__pool_cache *c)
 {
-    void *s;
+    void *s = NULL;
     WEFT_CHECK(pthread_mutex_lock(&p->lock));
     if (c) {
         /* Empty: refill half of it. */
-        void *batch[CACHE_BATCH];
-        unsigned got = pool_take_locked(p, batch, CACHE_BATCH);
-        for (unsigned i = 0; i < got; i++) WEFT__POOL_AT(c, c->hi++) = batch[i];
-        s = got ? WEFT__POOL_AT(c, --c->hi) : NULL;
+        for (unsigned i = 0; i < CACHE_REFILL && (s = pool_take_locked(p)); i++)
+            WEFT__POOL_AT(c, c->hi++) = s;
+        s = c->hi != c->lo ? WEFT__POOL_AT(c, --c->hi) : NULL;
     } else {
-        s = pool_take_locked(p, &s, 1) ? s : NULL;
+        s = pool_take_locked(p);
     }
     WEFT_CHECK(pthread_mutex_unlock(&p->lock));
     return s;
@@ -255,8 +252,8 @@ void weft__pool_put_slow(weft__pool *p, weft__pool_cache *c, void *slot)
     WEFT_CHECK(pthread_mutex_lock(&p->lock));
     if (c) {
         /* Full: spill the cold half. */
-        WEFT_ASSERT(p->nfree + CACHE_BATCH <= p->cap);
-        for (unsigned i = 0; i < CACHE_BATCH; i++) p->free[p->nfree++] = WEFT__POOL_AT(c, c->lo++);
+        WEFT_ASSERT(p->nfree + CACHE_SPILL <= p->cap);
+        for (unsigned i = 0; i < CACHE_SPILL; i++) p->free[p->nfree++] = WEFT__POOL_AT(c, c->lo++);
         WEFT__POOL_AT(c, c->hi++) = slot;
     } else {
         pool_give_locked(p, &slot, 1);

@@ -60,9 +60,11 @@ typedef struct weft__pool {
  * back at its warm end (hi), where the last one given back is the likeliest
  * to be in this core's cache; a stack cache also has a cold end (lo), where
  * spawns reserve stacks they will not touch and where those come back when
- * a task trades its reservation for a warm stack (task.c).  Spills and
- * refills move half a cache at the cold end. */
-#define WEFT__POOL_CACHE_MAX 256
+ * a task trades its reservation for a warm stack (task.c).  An empty cache
+ * is refilled and a full one spills its cold half (stack.c). */
+/* Room for the tasks of a fan-out of 1000 that is spawned, then joined,
+ * without a trip to the pool (which cost 40 instructions a task). */
+#define WEFT__POOL_CACHE_MAX 2048
 typedef struct weft__pool_cache {
     unsigned lo, hi;                      /* owner worker only: slots [lo, hi), mod MAX */
     void *slot[WEFT__POOL_CACHE_MAX];     /* owner worker only */

@@ -777,6 +777,41 @@ static int block_in_cell(chan *ch, op *o, _Atomic uintptr_t *c, uintptr_t st,
     return weft__waiter_park(&cw.w, 0);
 }
 
+/* --- the fast paths' cell ------------------------------------------------- */
+
+/* Takes the next cell of one side (counter ctr, segment hint) for a fast
+ * path (see Fast paths): the cell when it lies in the hinted segment and
+ * is not a segment's first, else NULL with *sg its segment as seg_taken
+ * finds it, for the slow path.  *raw: the counter's value taken (for S,
+ * with the closed flags, which make it match no segment). */
+static inline _Atomic uintptr_t *fast_cell(chan *ch, _Atomic uint64_t *ctr, _Atomic(seg *) *hint,
+                                           uint64_t *raw, seg **sg)
+{
+    seg *from = atomic_load_explicit(hint, memory_order_acquire);
+    uint64_t v = atomic_fetch_add_explicit(ctr, 1, memory_order_seq_cst);
+    *raw = v;
+    if (WEFT_UNLIKELY(from->id != v >> ch->seg_shift || (v & (seg_cells(ch) - 1)) == 0)) {
+        *sg = seg_taken(ch, hint, from, CNT(v));
+        return NULL;
+    }
+    *sg = from;
+    return cell_at(ch, from, v);
+}
+
+/* A blocking fast path blocks in its cell c (EMPTY) as a visit would:
+ * true, with the wait's result in *rc, once it has parked (the read
+ * section has ended); false when the cell changed under the install or
+ * the handle was closed (still in the read section: the slow path visits
+ * the cell afresh and finds out). */
+static inline bool fast_block(chan *ch, handle *h, bool plain, _Atomic uintptr_t *c, uintptr_t tag,
+                              void *slot, int *rc)
+{
+    op o = {.h = h, .wait = true, .plain = plain};
+    int refuse = 0;
+    *rc = block_in_cell(ch, &o, c, C_EMPTY, tag, slot, &refuse);
+    return o.parked;
+}
+
 /* --- send -------------------------------------------------------------------- */
 
 /* Room for the item of the sender of cell s (EMPTY): the buffer end B is
@@ -893,14 +928,10 @@ static __attribute__((noinline)) int send_slow(handle *h, const void *item, bool
 static __attribute__((noinline)) int send_buffered(handle *h, const void *item, bool wait, bool plain)
 {
     chan *ch = h->ch;
-    seg *sg = atomic_load_explicit(&ch->sseg, memory_order_acquire);
-    uint64_t s = atomic_fetch_add_explicit(&ch->S, 1, memory_order_seq_cst);
-    /* s carries the closed flags: with either set it matches no segment. */
-    if (WEFT_UNLIKELY(sg->id != s >> ch->seg_shift || (s & (seg_cells(ch) - 1)) == 0)) {
-        sg = seg_taken(ch, &ch->sseg, sg, CNT(s));
-        return send_slow(h, item, wait, plain, s, sg);
-    }
-    _Atomic uintptr_t *c = cell_at(ch, sg, s);
+    uint64_t s;
+    seg *sg;
+    _Atomic uintptr_t *c = fast_cell(ch, &ch->S, &ch->sseg, &s, &sg);
+    if (!c) return send_slow(h, item, wait, plain, s, sg);
     uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
     /* relaxed: a value B had; B only grows (see Room). */
     if (st == C_IN_BUFFER ||
@@ -932,23 +963,17 @@ static __attribute__((noinline)) int send_buffered(handle *h, const void *item, 
 static __attribute__((noinline)) int send_rendezvous(handle *h, const void *item, bool plain)
 {
     chan *ch = h->ch;
-    seg *sg = atomic_load_explicit(&ch->sseg, memory_order_acquire);
-    uint64_t s = atomic_fetch_add_explicit(&ch->S, 1, memory_order_seq_cst);
-    /* s carries the closed flags: with either set it matches no segment. */
-    if (WEFT_UNLIKELY(sg->id != s >> ch->seg_shift || (s & (seg_cells(ch) - 1)) == 0)) {
-        sg = seg_taken(ch, &ch->sseg, sg, CNT(s));
-        return send_slow(h, item, true, plain, s, sg);
-    }
-    _Atomic uintptr_t *c = cell_at(ch, sg, s);
+    uint64_t s;
+    seg *sg;
+    _Atomic uintptr_t *c = fast_cell(ch, &ch->S, &ch->sseg, &s, &sg);
+    if (!c) return send_slow(h, item, true, plain, s, sg);
     uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
     if (st == C_EMPTY) {
         /* No receiver has taken the cell (s >= R, seq_cst: the Dekker pair
          * with a receiver's FAA then look at S): block, as send_visit. */
         if (s >= CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst))) {
-            op o = {.h = h, .wait = true, .plain = plain};
-            int refuse = 0;
-            int rc = block_in_cell(ch, &o, c, st, TAG_SEND, (void *)item, &refuse);
-            if (o.parked) return rc;
+            int rc;
+            if (fast_block(ch, h, plain, c, TAG_SEND, (void *)item, &rc)) return rc;
         }
         return send_slow(h, item, true, plain, s, sg);
     }
@@ -1087,13 +1112,10 @@ static __attribute__((noinline)) int recv_slow(handle *h, void *out, bool wait, 
 static __attribute__((noinline)) int recv_buffered(handle *h, void *out, bool plain)
 {
     chan *ch = h->ch;
-    seg *sg = atomic_load_explicit(&ch->rseg, memory_order_acquire);
-    uint64_t r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
-    if (WEFT_UNLIKELY(sg->id != r >> ch->seg_shift || (r & (seg_cells(ch) - 1)) == 0)) {
-        sg = seg_taken(ch, &ch->rseg, sg, r);
-        return recv_slow(h, out, true, plain, r, sg);
-    }
-    _Atomic uintptr_t *c = cell_at(ch, sg, r);
+    uint64_t r; /* R carries no flags */
+    seg *sg;
+    _Atomic uintptr_t *c = fast_cell(ch, &ch->R, &ch->rseg, &r, &sg);
+    if (!c) return recv_slow(h, out, true, plain, r, sg);
     if (atomic_load_explicit(c, memory_order_acquire) != C_BUFFERED)
         return recv_slow(h, out, true, plain, r, sg);
     /* As in recv_visit: only this receiver changes a BUFFERED cell. */
@@ -1118,23 +1140,18 @@ static __attribute__((noinline)) int recv_buffered(handle *h, void *out, bool pl
 static __attribute__((noinline)) int recv_rendezvous(handle *h, void *out, bool plain)
 {
     chan *ch = h->ch;
-    seg *sg = atomic_load_explicit(&ch->rseg, memory_order_acquire);
-    uint64_t r = CNT(atomic_fetch_add_explicit(&ch->R, 1, memory_order_seq_cst));
-    if (WEFT_UNLIKELY(sg->id != r >> ch->seg_shift || (r & (seg_cells(ch) - 1)) == 0)) {
-        sg = seg_taken(ch, &ch->rseg, sg, r);
-        return recv_slow(h, out, true, plain, r, sg);
-    }
-    _Atomic uintptr_t *c = cell_at(ch, sg, r);
+    uint64_t r; /* R carries no flags */
+    seg *sg;
+    _Atomic uintptr_t *c = fast_cell(ch, &ch->R, &ch->rseg, &r, &sg);
+    if (!c) return recv_slow(h, out, true, plain, r, sg);
     uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
     if (st == C_EMPTY) {
         /* As in recv_visit: with r >= S (seq_cst, the Dekker pair with the
          * sender's FAA then look at R) our sender has not come yet. */
         uint64_t s_raw = atomic_load_explicit(&ch->S, memory_order_seq_cst);
         if (r >= CNT(s_raw) && !(s_raw & TX_CLOSED)) {
-            op o = {.h = h, .wait = true, .plain = plain};
-            int refuse = 0;
-            int rc = block_in_cell(ch, &o, c, st, 0, out, &refuse);
-            if (o.parked) return rc;
+            int rc;
+            if (fast_block(ch, h, plain, c, 0, out, &rc)) return rc;
         }
         return recv_slow(h, out, true, plain, r, sg);
     }

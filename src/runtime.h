@@ -54,6 +54,9 @@ struct weft_task {
 #endif
 };
 
+/* Entries a worker takes from its deque under one fence (worker.c). */
+#define WEFT__HELD_MAX 8
+
 typedef struct weft__worker {
     weft_runtime *rt;
     unsigned id;
@@ -79,6 +82,11 @@ typedef struct weft__worker {
     uint64_t pat_since, pat_read_at, pat_look_at;
     unsigned pat_decisions;
     bool pat_waiting;            /* the last search waited on a marked entry */
+    /* Deque entries taken in one batch (worker.c, deque_next), oldest first;
+     * they lie just above bottom index held_at; owner only. */
+    void *held[WEFT__HELD_MAX];
+    unsigned nheld;
+    int64_t held_at;
     weft__deque dq;
     weft__timers timers;
     weft__pool_cache stacks;     /* free stacks; owner only */

@@ -150,3 +150,57 @@ Test(deque, concurrent_steals_take_each_item_exactly_once, .timeout = 60)
     for (int i = 0; i < N_ITEMS; i++) cr_assert_eq(atomic_load(&seen[i]), 1, "item %d seen %d times", i, seen[i]);
     weft__dq_destroy(&cq);
 }
+
+/* The same race with the owner taking batches (take_batch) as well as
+ * single entries: a batch never shares an entry with a thief. */
+Test(deque, concurrent_steals_and_batch_takes_take_each_item_exactly_once, .timeout = 60)
+{
+    cr_assert_eq(weft__dq_init(&cq, 3), 0);
+    pthread_t th[N_THIEVES];
+    for (int i = 0; i < N_THIEVES; i++) cr_assert_eq(pthread_create(&th[i], NULL, thief, NULL), 0);
+    unsigned rng = 54321;
+    int next = 0;
+    size_t batches = 0;
+    void *out[8];
+    while (next < N_ITEMS) {
+        int burst = (int)((rng = rng * 1103515245u + 12345u) >> 16) % 64 + 1;
+        for (int k = 0; k < burst && next < N_ITEMS; k++) cr_assert_eq(weft__dq_push(&cq, ITEM(next++)), 0);
+        int takes = (int)((rng = rng * 1103515245u + 12345u) >> 16) % 48;
+        for (int k = 0; k < takes; k++) {
+            size_t want = ((rng = rng * 1103515245u + 12345u) >> 16) % 8 + 1;
+            size_t got = weft__dq_take_batch(&cq, out, want);
+            cr_assert(got == 0 || got == want);
+            batches += got != 0;
+            for (size_t i = 0; i < got; i++) record(out[i]);
+            if (got) continue;
+            void *x = weft__dq_take(&cq);
+            if (x == WEFT__DQ_EMPTY) break;
+            record(x);
+        }
+    }
+    for (void *x; (x = weft__dq_take(&cq)) != WEFT__DQ_EMPTY;) record(x);
+    atomic_store(&owner_done, true);
+    for (int i = 0; i < N_THIEVES; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < N_ITEMS; i++) cr_assert_eq(atomic_load(&seen[i]), 1, "item %d seen %d times", i, seen[i]);
+    cr_assert_gt(batches, 0, "no batch was ever taken: the test did not test them");
+    weft__dq_destroy(&cq);
+}
+
+Test(deque, a_batch_take_is_oldest_first_and_refuses_when_too_few_lie_above_top, .timeout = 10)
+{
+    weft__deque q;
+    void *out[4];
+    cr_assert_eq(weft__dq_init(&q, 2), 0);
+    for (int i = 0; i < 6; i++) cr_assert_eq(weft__dq_push(&q, ITEM(i)), 0);
+    cr_assert_eq(weft__dq_take_batch(&q, out, 4), 4);
+    for (int i = 0; i < 4; i++) cr_assert_eq(out[i], ITEM(2 + i));
+    cr_assert_eq(weft__dq_size(&q), 2);
+    /* Two left: a batch of two (or more) would reach top, so none. */
+    cr_assert_eq(weft__dq_take_batch(&q, out, 2), 0);
+    cr_assert_eq(weft__dq_size(&q), 2, "a refused batch leaves the deque as it was");
+    cr_assert_eq(weft__dq_take_batch(&q, out, 1), 1);
+    cr_assert_eq(out[0], ITEM(1));
+    cr_assert_eq(weft__dq_steal(&q), ITEM(0));
+    cr_assert_eq(weft__dq_take(&q), WEFT__DQ_EMPTY);
+    weft__dq_destroy(&q);
+}

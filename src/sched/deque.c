@@ -35,6 +35,15 @@
  *     thief's read of it happens before the overwrite, as in their proof.
  *     (With a thief stealing while the owner spawns, the per-push read of
  *     top was a cache miss each time.)
+ *  7. take_batch lowers bottom by k at once (b -> nb = b - k), fences, and
+ *     reads top t.  With t < nb the k entries [nb, b) are the owner's: a
+ *     thief whose fence follows the owner's reads bottom nb and takes an
+ *     index below it; one whose fence precedes it read top before that
+ *     fence, so its index is at most t < nb.  Otherwise it puts bottom back
+ *     and takes nothing (a thief that read nb meanwhile found top >= nb,
+ *     nothing to take).  This is take's argument (section 3 of Lê et al.)
+ *     for a range instead of one entry, without the last-entry race, which
+ *     t < nb rules out.
  *
  * Ordering: take stores bottom then loads top with a seq_cst fence between;
  * steal loads top then bottom with a seq_cst fence between.  This is the
@@ -138,6 +147,25 @@ void *weft__dq_take(weft__deque *q)
         atomic_store_explicit(&q->bottom, b + 1, memory_order_relaxed);
     }
     return x;
+}
+
+size_t weft__dq_take_batch(weft__deque *q, void **out, size_t k)
+{
+    int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
+    int64_t nb = b - (int64_t)k;
+    weft__dq_array *a = atomic_load_explicit(&q->array, memory_order_relaxed);
+    atomic_store_explicit(&q->bottom, nb, memory_order_relaxed);
+    /* seq_cst: as in take (invariant 7). */
+    weft__fence_sc();
+    int64_t t = atomic_load_explicit(&q->top, memory_order_relaxed);
+    q->top_seen = t;
+    if (t >= nb) {
+        atomic_store_explicit(&q->bottom, b, memory_order_relaxed);
+        return 0;
+    }
+    for (size_t i = 0; i < k; i++)
+        out[i] = atomic_load_explicit(&a->slot[(nb + (int64_t)i) & a->mask], memory_order_relaxed);
+    return k;
 }
 
 void *weft__dq_take_solo(weft__deque *q)

@@ -39,6 +39,11 @@ void weft__dq_destroy(weft__deque *q);
 int weft__dq_push(weft__deque *q, void *x);
 /* Owner: pops the bottom (LIFO); WEFT__DQ_EMPTY when empty. */
 void *weft__dq_take(weft__deque *q);
+/* Owner: takes the k entries at the bottom with one fence, into out[] from
+ * the oldest (out[0]) to the newest (out[k - 1]); returns k, or 0 (nothing
+ * taken) unless more than k entries lie above top, so a thief racing for
+ * the top never wants one of them (invariant 7). */
+size_t weft__dq_take_batch(weft__deque *q, void **out, size_t k);
 /* Owner of a deque that no thief ever touches (a runtime of one worker):
  * the same pop, without the fence and the CAS that order a take against
  * thieves.  Never mixed with steals on the same deque. */
@@ -58,6 +63,12 @@ void *weft__dq_steal_if(weft__deque *q, bool take_marked, int64_t *seen_top);
 static inline void *weft__dq_steal(weft__deque *q)
 {
     return weft__dq_steal_if(q, true, NULL);
+}
+
+/* Owner: bottom as it left it. */
+static inline int64_t weft__dq_bottom_owner(weft__deque *q)
+{
+    return atomic_load_explicit(&q->bottom, memory_order_relaxed);
 }
 
 static inline int64_t weft__dq_size(weft__deque *q)

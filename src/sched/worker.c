@@ -315,6 +315,44 @@ static inline void count_decision(weft__worker *w)
                           memory_order_relaxed);
 }
 
+/*
+ * The owner's next deque entry (marks kept), or NULL.  On 2 or more workers
+ * each take pays a seq_cst fence; from a deque of more than 2 *
+ * WEFT__HELD_MAX entries it takes WEFT__HELD_MAX under one fence
+ * (weft__dq_take_batch) and holds them: the batch sits logically just above
+ * the bottom it left (held_at), so entries pushed since, which lie above
+ * that, go first (a take), and the held ones next, newest first: the order
+ * of one take at a time.  Thieves never see held entries; at least as many
+ * stay in the deque for them.  (spawn+join of 1000-task batches on 2
+ * workers: the join phase takes every child from the deque.)
+ */
+static inline void *deque_next(weft__worker *w)
+{
+    weft__deque *q = &w->dq;
+    if (w->nheld) {
+        if (weft__dq_bottom_owner(q) != w->held_at) {
+            void *x = weft__dq_take(q); /* one pushed since the batch */
+            if (x) return x;
+            /* None left (thieves took the rest): what comes next lies above
+             * bottom as it is now. */
+            w->held_at = weft__dq_bottom_owner(q);
+        }
+        return w->held[--w->nheld];
+    }
+    /* The owner's size is never an underestimate (top only grows), so an
+     * empty deque is ruled out without a fence, and without reading top
+     * (deque.c, invariant 6). */
+    int64_t size = weft__dq_size_owner(q);
+    if (size <= 0) return NULL;
+    if (w->solo) return weft__dq_take_solo(q);
+    if (size > 2 * WEFT__HELD_MAX && weft__dq_take_batch(q, w->held, WEFT__HELD_MAX)) {
+        w->held_at = weft__dq_bottom_owner(q);
+        w->nheld = WEFT__HELD_MAX - 1;
+        return w->held[WEFT__HELD_MAX - 1];
+    }
+    return weft__dq_take(q);
+}
+
 /* Fast local choice: next slot, deque, yield queue (plus the fairness tick). */
 static weft_task *local_next(weft__worker *w)
 {
@@ -332,22 +370,19 @@ static weft_task *local_next(weft__worker *w)
             return t;
         }
     }
-    if ((t = w->next) && (w->next_streak < NEXT_MAX || weft__dq_size_owner(&w->dq) <= 0)) {
+    if ((t = w->next) &&
+        (w->next_streak < NEXT_MAX || (weft__dq_size_owner(&w->dq) <= 0 && !w->nheld))) {
         w->next = NULL;
         w->next_streak++;
         return t;
     }
     w->next_streak = 0;
-    /* The owner's size is never an underestimate (top only grows), so an
-     * empty deque is ruled out without take()'s seq_cst fence, and without
-     * reading top (deque.c, invariant 6). */
-    void *x;
-    if (weft__dq_size_owner(&w->dq) > 0 &&
-        (x = w->solo ? weft__dq_take_solo(&w->dq) : weft__dq_take(&w->dq))) {
+    void *x = deque_next(w);
+    if (x) {
         /* Draining many parked-then-woken tasks (a cancel storm) misses on
          * each: start on the next one while this one runs. */
         t = dq_task(x);
-        void *after = weft__dq_peek(&w->dq);
+        void *after = w->nheld ? w->held[w->nheld - 1] : weft__dq_peek(&w->dq);
         if (after) {
             task_prefetch_stack(t);
             task_prefetch_struct(dq_task(after));

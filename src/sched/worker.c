@@ -7,7 +7,10 @@
  *      woken partner, a fresh child).  A ping-pong pair then stays on one
  *      core, as with Go's runnext and Tokio's LIFO slot.  Bounded: after
  *      NEXT_MAX consecutive next-slot runs the deque goes first once.
- *   2. its Chase-Lev deque (deque.c), popped LIFO by the owner;
+ *   2. its Chase-Lev deque (deque.c), popped LIFO by the owner, up to 8
+ *      entries under one fence into w->held (deque_next), which count as
+ *      the deque's bottom: they are runnable there and invisible to thieves,
+ *      as the next slot is;
  *   3. its yield queue: FIFO of tasks that called weft_yield, so yielders
  *      take turns behind everything else;
  *   4. the global injector (inject.c), checked first every FAIR_TICK
@@ -25,8 +28,12 @@
  * context that resumes runs weft__after_switch first thing.
  *
  * Invariants:
- *  1. A runnable task is in exactly one place: a next slot, a deque, a yield
- *     queue, the injector, or w->prev with action YIELD or PARK-after-WOKEN.
+ *  1. A runnable task is in exactly one place: a next slot, a deque, a
+ *     worker's held batch, a yield queue, the injector, or w->prev with
+ *     action YIELD or PARK-after-WOKEN.  A worker never looks for work
+ *     elsewhere, spins or parks while its held batch is not empty (local_next
+ *     returns from it first), so held tasks, like the next slot's, need no
+ *     wake-up.
  *  5. Between choosing its successor and switching, a task makes nothing
  *     runnable: the next slot then holds what it held when the task chose,
  *     which task.c's exit relies on (an exiting task's joiner must not be

@@ -329,9 +329,11 @@ static inline void count_decision(weft__worker *w)
  * (weft__dq_take_batch) and holds them: the batch sits logically just above
  * the bottom it left (held_at), so entries pushed since, which lie above
  * that, go first (a take), and the held ones next, newest first: the order
- * of one take at a time.  Thieves never see held entries; at least as many
- * stay in the deque for them.  (spawn+join of 1000-task batches on 2
- * workers: the join phase takes every child from the deque.)
+ * of one take at a time.  Thieves never see held entries: a batch is taken
+ * only from a deque the owner last saw holding more than twice as many,
+ * and always leaves one or more behind (deque.c, invariant 7).  (spawn+join
+ * of 1000-task batches on 2 workers: the join phase takes every child from
+ * the deque.)
  */
 static inline void *deque_next(weft__worker *w)
 {

@@ -798,6 +798,22 @@ static inline _Atomic uintptr_t *fast_cell(chan *ch, _Atomic uint64_t *ctr, _Ato
     return cell_at(ch, from, v);
 }
 
+/* A blocking fast path hands off in its cell c (word st) to a partner of
+ * the other side (tag: TAG_SEND for a sender, 0 for a receiver), moving in
+ * to out as hand_off does: 1 when done (still in the read section); 0 when
+ * st is no such partner or the cell changed (the slow path visits the cell
+ * afresh); -1 when the partner was cancelled (the slow path goes on with a
+ * new cell). */
+static inline int fast_hand_off(chan *ch, _Atomic uintptr_t *c, uintptr_t st, uintptr_t tag,
+                                void *out, const void *in, uintptr_t fin_int)
+{
+    if (!IS_WAITER(st) || (st & TAG_SEND) != tag ||
+        !atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return 0;
+    return hand_off(ch, c, st, out, in, fin_int) == CLAIMED ? 1 : -1;
+}
+
 /* A blocking fast path blocks in its cell c (EMPTY) as a visit would:
  * true, with the wait's result in *rc, once it has parked (the read
  * section has ended); false when the cell changed under the install or
@@ -977,12 +993,8 @@ static __attribute__((noinline)) int send_rendezvous(handle *h, const void *item
         }
         return send_slow(h, item, true, plain, s, sg);
     }
-    if (!IS_WAITER(st) || (st & TAG_SEND) ||
-        !atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING, memory_order_acq_rel,
-                                                 memory_order_relaxed))
-        return send_slow(h, item, true, plain, s, sg);
-    if (hand_off(ch, c, st, NULL, item, C_INT_RCV) != CLAIMED)
-        return send_slow(h, item, true, plain, 0, NULL); /* a new cell */
+    int d = fast_hand_off(ch, c, st, 0, NULL, item, C_INT_RCV);
+    if (d <= 0) return send_slow(h, item, true, plain, s, d ? NULL : sg); /* NULL: a new cell */
     weft__rcu_read_end(plain);
     return 0;
 }
@@ -1155,12 +1167,8 @@ static __attribute__((noinline)) int recv_rendezvous(handle *h, void *out, bool 
         }
         return recv_slow(h, out, true, plain, r, sg);
     }
-    if (!IS_WAITER(st) || !(st & TAG_SEND) ||
-        !atomic_compare_exchange_strong_explicit(c, &st, C_CLAIMING, memory_order_acq_rel,
-                                                 memory_order_relaxed))
-        return recv_slow(h, out, true, plain, r, sg);
-    if (hand_off(ch, c, st, out, NULL, C_INT_SEND) != CLAIMED)
-        return recv_slow(h, out, true, plain, 0, NULL); /* a new cell */
+    int d = fast_hand_off(ch, c, st, TAG_SEND, out, NULL, C_INT_SEND);
+    if (d <= 0) return recv_slow(h, out, true, plain, r, d ? NULL : sg); /* NULL: a new cell */
     weft__rcu_read_end(plain);
     return 0;
 }

@@ -196,7 +196,6 @@ static void *carve(weft__pool *p)
     char *hi = base + p->stride;
     weft__stack *s = (weft__stack *)(void *)(hi - WEFT__STACK_DESC);
     s->lo = p->carve_guarded ? base + p->page : base;
-    s->hi = hi;
     s->guarded = p->carve_guarded;
 #ifdef WEFT_HAVE_VALGRIND
     VALGRIND_STACK_REGISTER(s->lo, hi);
@@ -270,7 +269,7 @@ _Noreturn void weft__stack_overflow(weft_task *t)
     int n = snprintf(buf, sizeof buf,
                      "weft: task stack overflow (task %p, entry %s at %p, stack %p-%p, %s)\n",
                      (void *)t, name, t ? (void *)(uintptr_t)t->fn : NULL,
-                     t ? (void *)t->stack->lo : NULL, t ? (void *)t->stack->hi : NULL,
+                     t ? (void *)t->stack->lo : NULL, t ? (void *)weft__stack_hi(t->stack) : NULL,
                      t && t->stack->guarded ? "guard page hit" : "red zone reached");
     if (n > 0) {
         ssize_t w = write(STDERR_FILENO, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);

@@ -22,12 +22,17 @@ struct weft_task;
  * stack is named by its descriptor's address). */
 typedef struct weft__stack {
     char *lo;        /* lowest usable byte (above the guard page, if any) */
-    char *hi;        /* one past the highest byte of the stride */
     bool guarded;    /* a PROT_NONE page lies just below lo */
 } weft__stack;
 /* Bytes the descriptor takes at the top of its stack; frames start below. */
 #define WEFT__STACK_DESC 32
 _Static_assert(sizeof(weft__stack) <= WEFT__STACK_DESC, "a stack descriptor fits its space");
+
+/* One past the highest byte of s's stack (its descriptor ends there). */
+static inline char *weft__stack_hi(const weft__stack *s)
+{
+    return (char *)s + WEFT__STACK_DESC;
+}
 
 typedef struct weft__slab {
     struct weft__slab *next;

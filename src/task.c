@@ -180,7 +180,7 @@ void weft__task_exited(weft__worker *w, weft_task *t)
      * the struct, so the next task to start here runs on it warm. */
 #ifdef WEFT_ASAN
     /* A finished task never unwinds its last frames; forget their poison. */
-    __asan_unpoison_memory_region(t->stack->lo, (size_t)(t->stack->hi - t->stack->lo));
+    __asan_unpoison_memory_region(t->stack->lo, (size_t)(weft__stack_hi(t->stack) - t->stack->lo));
 #endif
     weft__pool_put(&t->rt->stack_pool, &w->stacks, t->stack);
     weft__waiter *kept = t->exit_waiter;

@@ -204,7 +204,7 @@ static inline __attribute__((always_inline)) void weft__switch(weft__worker *w, 
     weft_task *self = w->prev;
     void **fake = from_exits ? NULL : (self && from == &self->ctx ? &self->asan_fake : &w->asan_fake);
     if (to)
-        __sanitizer_start_switch_fiber(fake, to->stack->lo, (size_t)(to->stack->hi - to->stack->lo));
+        __sanitizer_start_switch_fiber(fake, to->stack->lo, (size_t)(weft__stack_hi(to->stack) - to->stack->lo));
     else
         __sanitizer_start_switch_fiber(fake, w->sched_stack_lo, w->sched_stack_size);
 #endif

@@ -48,16 +48,17 @@ Test(deque, a_marked_top_is_stolen_only_when_asked_and_keeps_its_mark, .timeout 
 {
     weft__deque q;
     int64_t seen = -1;
-    void *marked = (void *)(uintptr_t)0x1001, *plain = (void *)(uintptr_t)0x2000;
+    void *marked = (void *)(uintptr_t)0x1003, *plain = (void *)(uintptr_t)0x2000, *as_read = NULL;
     cr_assert_eq(weft__dq_init(&q, 2), 0);
     cr_assert_eq(weft__dq_push(&q, marked), 0);
     cr_assert_eq(weft__dq_push(&q, plain), 0);
-    cr_assert_eq(weft__dq_steal_if(&q, false, &seen), WEFT__DQ_MARKED);
+    cr_assert_eq(weft__dq_steal_if(&q, false, &seen, &as_read), WEFT__DQ_MARKED);
     cr_assert_eq(seen, 0, "the refused entry's index is reported");
+    cr_assert_eq(as_read, marked, "and the entry, with all its owner's bits");
     cr_assert_eq(weft__dq_size(&q), 2, "a refused steal took nothing");
-    cr_assert_eq(weft__dq_steal_if(&q, true, &seen), marked);
+    cr_assert_eq(weft__dq_steal_if(&q, true, &seen, NULL), marked);
     seen = -1;
-    cr_assert_eq(weft__dq_steal_if(&q, false, &seen), plain, "an unmarked top goes at once");
+    cr_assert_eq(weft__dq_steal_if(&q, false, &seen, NULL), plain, "an unmarked top goes at once");
     cr_assert_eq(seen, -1);
     cr_assert_eq(weft__dq_push(&q, marked), 0);
     cr_assert_eq(weft__dq_take(&q), marked, "the owner takes marked entries as they are");
@@ -74,15 +75,15 @@ Test(deque, the_same_entry_pushed_again_has_a_new_top_index, .timeout = 10)
     void *marked = (void *)(uintptr_t)0x1001, *other = (void *)(uintptr_t)0x3001;
     cr_assert_eq(weft__dq_init(&q, 2), 0);
     cr_assert_eq(weft__dq_push(&q, marked), 0);
-    cr_assert_eq(weft__dq_steal_if(&q, false, &first), WEFT__DQ_MARKED);
+    cr_assert_eq(weft__dq_steal_if(&q, false, &first, NULL), WEFT__DQ_MARKED);
     cr_assert_eq(weft__dq_take(&q), marked);
     cr_assert_eq(weft__dq_push(&q, marked), 0);
-    cr_assert_eq(weft__dq_steal_if(&q, false, &again), WEFT__DQ_MARKED);
+    cr_assert_eq(weft__dq_steal_if(&q, false, &again, NULL), WEFT__DQ_MARKED);
     cr_assert_neq(first, again, "an entry taken and pushed again is a new top");
     /* Entries pushed and taken above the top leave it as it was. */
     cr_assert_eq(weft__dq_push(&q, other), 0);
     cr_assert_eq(weft__dq_take(&q), other);
-    cr_assert_eq(weft__dq_steal_if(&q, false, &behind), WEFT__DQ_MARKED);
+    cr_assert_eq(weft__dq_steal_if(&q, false, &behind, NULL), WEFT__DQ_MARKED);
     cr_assert_eq(behind, again, "the top entry stayed, so did its index");
     weft__dq_destroy(&q);
 }

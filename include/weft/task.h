@@ -27,7 +27,9 @@ extern "C" {
  * runs next on this worker once the caller blocks (it displaces the previous
  * occupant of the worker's next slot to the stealable queue, where other
  * workers leave it while this worker keeps switching or queueing tasks, up
- * to 1 ms, or for 50-120 us when the caller runs on without either).
+ * to 1 ms (up to 16 ms for a displaced task that ran before, while such
+ * steals do not pay), or for 50-120 us when the caller runs on without
+ * either).
  * t: receives the handle (join it or detach it); NULL for a detached task.
  * Returns 0; EINVAL (fn NULL); ENOMEM; EPERM on a plain pthread (use
  * weft_runtime_spawn); ECANCELED when the runtime is being destroyed.

@@ -181,7 +181,7 @@ void *weft__dq_take_solo(weft__deque *q)
     return x;
 }
 
-void *weft__dq_steal_if(weft__deque *q, bool take_marked, int64_t *seen_top)
+void *weft__dq_steal_if(weft__deque *q, bool take_marked, int64_t *seen_top, void **seen)
 {
     int64_t t = atomic_load_explicit(&q->top, memory_order_acquire);
     /* seq_cst: pairs with the fence in take() (invariant 4). */
@@ -196,6 +196,7 @@ void *weft__dq_steal_if(weft__deque *q, bool take_marked, int64_t *seen_top)
         /* Read like any stolen entry, but not taken: no CAS, so nothing
          * changes for the owner or other thieves. */
         *seen_top = t;
+        if (seen) *seen = x;
         return WEFT__DQ_MARKED;
     }
     if (!atomic_compare_exchange_strong_explicit(&q->top, &t, t + 1, memory_order_seq_cst,

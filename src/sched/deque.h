@@ -49,20 +49,22 @@ size_t weft__dq_take_batch(weft__deque *q, void **out, size_t k);
  * thieves.  Never mixed with steals on the same deque. */
 void *weft__dq_take_solo(weft__deque *q);
 /* The owner may mark an entry by setting its bit 0 (entries are pointers
- * aligned to 2 or more); the deque keeps the mark and returns it. */
+ * aligned to 2 or more); the deque keeps the mark and returns it.  Other
+ * low bits are the owner's too: the deque keeps them and ignores them. */
 #define WEFT__DQ_MARKED ((void *)2)
 /* Anyone: takes the top (FIFO); WEFT__DQ_EMPTY, or WEFT__DQ_ABORT on a
  * lost race.  A marked top entry is taken only when take_marked; otherwise
- * it stays, *seen_top gets its index and the result is WEFT__DQ_MARKED.
+ * it stays, *seen_top gets its index, *seen (when not NULL) the entry as
+ * read, and the result is WEFT__DQ_MARKED.
  * top only grows (invariant 1), and the entry at index top leaves only
  * when top grows past it, so the same index seen twice is the same entry,
  * there all along: unlike the entry's value, which the owner may push
  * again after taking it (a pooled task gets the same address). */
-void *weft__dq_steal_if(weft__deque *q, bool take_marked, int64_t *seen_top);
+void *weft__dq_steal_if(weft__deque *q, bool take_marked, int64_t *seen_top, void **seen);
 /* steal_if taking any entry, marked or not. */
 static inline void *weft__dq_steal(weft__deque *q)
 {
-    return weft__dq_steal_if(q, true, NULL);
+    return weft__dq_steal_if(q, true, NULL, NULL);
 }
 
 /* Owner: bottom as it left it. */

@@ -178,6 +178,47 @@ static inline weft__cctx *weft__cctx_self(void)
     return weft__cctx_thread();
 }
 
+/* wait.h's inline waiter calls, which need the worker and task. */
+static inline void weft__waiter_init(weft__waiter *w, const weft__waiter_ops *ops, void *obj)
+{
+    weft__waiter_init_common(w, ops, obj);
+    weft__worker *wk = weft__worker_self();
+    weft_task *t = wk ? wk->current : NULL;
+    w->task = t;
+    weft__cctx *c = t ? &t->cctx : weft__cctx_thread();
+    w->ctx = c;
+    w->cnode = weft__cctx_inner(c);
+    if (t) atomic_store_explicit(&t->park, WEFT__P_PARKING, memory_order_relaxed);
+}
+
+/* Whether w's owner is cancelled or its runtime shutting down. */
+static inline bool weft__waiter_owner_cancelled(weft__waiter *w)
+{
+    /* seq_cst (rt->cancelled): Dekker with runtime shutdown, which stores
+     * it and then sweeps the published waiters. */
+    return weft__node_eff(w->cnode) ||
+           (w->task && atomic_load_explicit(&w->task->rt->cancelled, memory_order_seq_cst));
+}
+
+static inline void weft__waiter_publish_early(weft__waiter *w)
+{
+    weft__cctx *c = w->ctx;
+    if (!c) return;
+    /* release: the waiter's fields before a canceller reads them (its load
+     * of the slot acquires).  The store-load order against the check in
+     * weft__waiter_publish_check comes from the caller's next seq_cst RMW
+     * (weft__fence_after_rmw).  Still a plain store on x86-64. */
+    atomic_store_explicit(&c->waiter, w, memory_order_release);
+    w->published = true;
+}
+
+static inline bool weft__waiter_publish_check(weft__waiter *w)
+{
+    if (!w->ctx) return false;
+    weft__fence_after_rmw();
+    return weft__waiter_owner_cancelled(w);
+}
+
 /* Makes t runnable: into the caller's next slot when the caller is a worker
  * of t's runtime, else into the injector; wakes an idle worker if needed. */
 void weft__make_runnable(weft_task *t);

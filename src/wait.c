@@ -59,50 +59,19 @@
  * running partner usually lands within a few hundred nanoseconds. */
 #define PTHREAD_SPINS 200
 
-static void init_common(weft__waiter *w, const weft__waiter_ops *ops, void *obj)
-{
-    atomic_init(&w->state, WEFT__W_WAITING);
-    w->result = 0;
-    w->ops = ops;
-    w->obj = obj;
-    w->slot = NULL;
-    w->deadline = 0;
-    w->heap_idx = WEFT__HEAP_NONE;
-    atomic_init(&w->released, false);
-    w->published = false;
-    w->linked = false;
-    w->next = w->prev = NULL;
-    atomic_init(&w->futex, 0);
-    w->ctx = NULL;
-    w->cnode = NULL;
-    w->task = NULL;
-}
-
 void weft__waiter_init_entry(weft__waiter *w, const weft__waiter_ops *ops, void *obj)
 {
-    init_common(w, ops, obj);
+    weft__waiter_init_common(w, ops, obj);
 }
 
 void weft__waiter_init_shielded(weft__waiter *w, const weft__waiter_ops *ops, void *obj)
 {
-    init_common(w, ops, obj);
+    weft__waiter_init_common(w, ops, obj);
     weft__worker *wk = weft__worker_self();
     w->task = wk ? wk->current : NULL;
     /* relaxed: published to wakers by whatever release links the waiter
      * where completers find it (worker.c invariant 4). */
     if (w->task) atomic_store_explicit(&w->task->park, WEFT__P_PARKING, memory_order_relaxed);
-}
-
-void weft__waiter_init(weft__waiter *w, const weft__waiter_ops *ops, void *obj)
-{
-    init_common(w, ops, obj);
-    weft__worker *wk = weft__worker_self();
-    weft_task *t = wk ? wk->current : NULL;
-    w->task = t;
-    weft__cctx *c = t ? &t->cctx : weft__cctx_thread();
-    w->ctx = c;
-    w->cnode = weft__cctx_inner(c);
-    if (t) atomic_store_explicit(&t->park, WEFT__P_PARKING, memory_order_relaxed);
 }
 
 void weft__waiter_unused(weft__waiter *w)
@@ -256,46 +225,19 @@ static bool abort_self(weft__waiter *w)
     return true;
 }
 
-static bool owner_cancelled(weft__waiter *w)
-{
-    /* seq_cst (rt->cancelled): Dekker with runtime shutdown, which stores
-     * it and then sweeps the published waiters. */
-    return weft__node_eff(w->cnode) ||
-           (w->task && atomic_load_explicit(&w->task->rt->cancelled, memory_order_seq_cst));
-}
-
 int weft__waiter_publish(weft__waiter *w)
 {
     weft__cctx *c = w->ctx;
     if (!c) return 0;
     /* seq_cst: Dekker with cancel.c's EFF update then cctx_poke. */
     atomic_store_explicit(&c->waiter, w, memory_order_seq_cst);
-    if (WEFT_UNLIKELY(owner_cancelled(w))) {
+    if (WEFT_UNLIKELY(weft__waiter_owner_cancelled(w))) {
         retract(c, w);
         weft__waiter_unused(w);
         return ECANCELED;
     }
     w->published = true;
     return 0;
-}
-
-void weft__waiter_publish_early(weft__waiter *w)
-{
-    weft__cctx *c = w->ctx;
-    if (!c) return;
-    /* release: the waiter's fields before a canceller reads them (its load
-     * of the slot acquires).  The store-load order against the check in
-     * weft__waiter_publish_check comes from the caller's next seq_cst RMW
-     * (weft__fence_after_rmw).  Still a plain store on x86-64. */
-    atomic_store_explicit(&c->waiter, w, memory_order_release);
-    w->published = true;
-}
-
-bool weft__waiter_publish_check(weft__waiter *w)
-{
-    if (!w->ctx) return false;
-    weft__fence_after_rmw();
-    return owner_cancelled(w);
 }
 
 int weft__waiter_withdraw(weft__waiter *w, int code)
@@ -319,7 +261,7 @@ int weft__waiter_park(weft__waiter *w, uint64_t pthread_deadline)
     if (c && !w->published) {
         /* seq_cst: Dekker with cancel.c's EFF update then cctx_poke. */
         atomic_store_explicit(&c->waiter, w, memory_order_seq_cst);
-        if (WEFT_UNLIKELY(owner_cancelled(w)) && abort_self(w)) {
+        if (WEFT_UNLIKELY(weft__waiter_owner_cancelled(w)) && abort_self(w)) {
             retract(c, w);
             return ECANCELED;
         }

@@ -22,6 +22,7 @@
 #define WEFT_WAIT_H
 
 #include "internal.h"
+#include "timer.h"
 
 enum {
     WEFT__W_WAITING = 0,
@@ -111,9 +112,29 @@ typedef struct weft__waiter {
     struct weft__waiter *next, *prev; /* queue links; guarded by the primitive */
 } weft__waiter;
 
-/* Prepares w for the calling task or pthread; the task is marked PARKING.
+/* The fields every init sets: owner-less, not cancellable, WAITING. */
+static inline void weft__waiter_init_common(weft__waiter *w, const weft__waiter_ops *ops, void *obj)
+{
+    atomic_init(&w->state, WEFT__W_WAITING);
+    w->result = 0;
+    w->ops = ops;
+    w->obj = obj;
+    w->slot = NULL;
+    w->deadline = 0;
+    w->heap_idx = WEFT__HEAP_NONE;
+    atomic_init(&w->released, false);
+    w->published = false;
+    w->linked = false;
+    w->next = w->prev = NULL;
+    atomic_init(&w->futex, 0);
+    w->ctx = NULL;
+    w->cnode = NULL;
+    w->task = NULL;
+}
+/* weft__waiter_init(w, ops, obj), defined inline in runtime.h (it needs
+ * the worker and its task), as are publish_early and publish_check below:
+ * prepares w for the calling task or pthread; the task is marked PARKING.
  * The waiter is cancellable by the caller's effective cancel scope. */
-void weft__waiter_init(weft__waiter *w, const weft__waiter_ops *ops, void *obj);
 /* Same, but no cancel reaches it (group wait after a cancel, shutdown). */
 void weft__waiter_init_shielded(weft__waiter *w, const weft__waiter_ops *ops, void *obj);
 /* Prepares a timer entry that no one parks on (deadlines of scopes and
@@ -146,8 +167,8 @@ int weft__waiter_publish(weft__waiter *w);
  * it first, and then it has the item).  Between the two halves the caller
  * may withdraw w instead (weft__waiter_withdraw).
  */
-void weft__waiter_publish_early(weft__waiter *w);
-bool weft__waiter_publish_check(weft__waiter *w);
+/* void weft__waiter_publish_early(weft__waiter *w);  (runtime.h)
+ * bool weft__waiter_publish_check(weft__waiter *w);  (runtime.h) */
 static inline bool weft__waiter_pending(weft__waiter *w)
 {
     return atomic_load_explicit(&w->state, memory_order_acquire) == WEFT__W_WAITING;

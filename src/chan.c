@@ -774,7 +774,7 @@ static int block_in_cell(chan *ch, op *o, _Atomic uintptr_t *c, uintptr_t st,
     }
     weft__rcu_read_end(o->plain);
     o->parked = true;
-    return weft__waiter_park(&cw.w, 0);
+    return weft__waiter_park_published(&cw.w, 0); /* published above */
 }
 
 /* --- the fast paths' cell ------------------------------------------------- */

@@ -220,14 +220,68 @@ static inline bool weft__waiter_publish_check(weft__waiter *w)
 }
 
 /* Makes t runnable: into the caller's next slot when the caller is a worker
- * of t's runtime, else into the injector; wakes an idle worker if needed. */
-void weft__make_runnable(weft_task *t);
+ * of t's runtime, else into the injector; wakes an idle worker if needed.
+ * Inline: the next slot's fast path (it was empty) is three loads and a
+ * store on every hand-off; the rest is weft__sched_displaced (the slot's
+ * previous task goes to the deque) or weft__sched_submit (from outside). */
+void weft__sched_displaced(weft__worker *w, weft_task *old);
+void weft__sched_submit(weft_task *t);
 /* The same, for a caller that has just read weft__worker_self() into w. */
-void weft__make_runnable_from(weft__worker *w, weft_task *t);
+static inline void weft__make_runnable_from(weft__worker *w, weft_task *t)
+{
+    if (WEFT_LIKELY(w && w->rt == t->rt)) {
+        weft_task *old = w->next;
+        w->next = t;
+        if (old) weft__sched_displaced(w, old); /* else it runs when w next chooses */
+        return;
+    }
+    weft__sched_submit(t);
+}
+static inline void weft__make_runnable(weft_task *t)
+{
+    weft__make_runnable_from(weft__worker_self(), t);
+}
 /* Switches the calling task out; action is WEFT__SW_YIELD/PARK/EXIT. */
 void weft__task_switch_out(weft__worker *w, weft_task *self, int action);
 /* Finishes whatever the context that switched to us asked (see prev_action). */
 void weft__after_switch(weft__worker *w);
+
+/* wait.h's weft__waiter_wake: a task already PARKED (the usual case: it
+ * switched out a while ago) needs no locked instruction: after_switch has
+ * written park for this park, and no one but us, the waiter's one waker
+ * (wait.c invariant 2), writes it until the task runs again, so a plain
+ * store does.  acquire: pairs with after_switch's exchange, so the task's
+ * switch-out happens before we enqueue it. */
+static inline void weft__waiter_wake(weft__waiter *w)
+{
+    weft_task *t = w->task;
+    if (t && atomic_load_explicit(&t->park, memory_order_acquire) == WEFT__P_PARKED) {
+        atomic_store_explicit(&t->park, WEFT__P_WOKEN, memory_order_relaxed);
+        weft__make_runnable(t);
+        return;
+    }
+    weft__waiter_wake_slow(w);
+}
+/* wait.h's weft__waiter_complete. */
+static inline void weft__waiter_complete(weft__waiter *w, int result)
+{
+    w->result = result;
+    /* release: a hint for observers; the owner synchronises through wake. */
+    atomic_store_explicit(&w->state, WEFT__W_DONE, memory_order_release);
+    weft__waiter_wake(w);
+}
+/* weft__waiter_park for a waiter already published (or not cancellable):
+ * a task switches out until woken, a pthread sleeps (until its deadline,
+ * when not 0); then w is retracted and its result returned.  Inline for
+ * the channel's blocking path. */
+static inline int weft__waiter_park_published(weft__waiter *w, uint64_t pthread_deadline)
+{
+    if (!w->task) return weft__waiter_park_thread(w, pthread_deadline);
+    weft__task_switch_out(weft__worker_self(), w->task, WEFT__SW_PARK);
+    int rc = w->result;
+    if (w->ctx) weft__waiter_retract(w->ctx, w);
+    return rc;
+}
 /* Whether a worker is idle and none spins, for a caller that has already
  * issued the seq_cst fence ordering its push before these loads. */
 static inline bool weft__sched_wake_wanted(weft_runtime *rt)

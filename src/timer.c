@@ -19,6 +19,7 @@
 #include <errno.h>
 
 #include "internal.h"
+#include "runtime.h" /* weft__waiter_complete (inline) */
 #include "timer.h"
 #include "wait.h"
 

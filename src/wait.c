@@ -79,24 +79,13 @@ void weft__waiter_unused(weft__waiter *w)
     if (w->task) atomic_store_explicit(&w->task->park, WEFT__P_RUNNING, memory_order_relaxed);
 }
 
-void weft__waiter_wake(weft__waiter *w)
+void weft__waiter_wake_slow(weft__waiter *w)
 {
     weft_task *t = w->task;
     if (t) {
-        /* Already PARKED (the usual case: the task switched out a while
-         * ago): weft__after_switch has written park for this park, and no
-         * one else but us, the waiter's one waker (invariant 2), writes it
-         * until the task runs again, so a plain store does and the locked
-         * exchange is saved.  acquire: pairs with after_switch's exchange,
-         * so the task's switch-out happens before we enqueue it. */
-        if (atomic_load_explicit(&t->park, memory_order_acquire) == WEFT__P_PARKED) {
-            atomic_store_explicit(&t->park, WEFT__P_WOKEN, memory_order_relaxed);
-            weft__make_runnable(t);
-            return;
-        }
-        /* Still switching out.  acq_rel: pairs with the exchange in
-         * weft__after_switch; exactly one of the two sees the other's value
-         * and enqueues the task. */
+        /* Still switching out (the inline fast path saw no PARKED).
+         * acq_rel: pairs with the exchange in weft__after_switch; exactly
+         * one of the two sees the other's value and enqueues the task. */
         if (atomic_exchange_explicit(&t->park, WEFT__P_WOKEN, memory_order_acq_rel) ==
             WEFT__P_PARKED)
             weft__make_runnable(t);
@@ -105,14 +94,6 @@ void weft__waiter_wake(weft__waiter *w)
     /* release: publishes result; pairs with the acquire loads in park(). */
     if (atomic_exchange_explicit(&w->futex, 1, memory_order_release) == 2)
         weft__futex_wake(&w->futex, 1);
-}
-
-void weft__waiter_complete(weft__waiter *w, int result)
-{
-    w->result = result;
-    /* release: a hint for observers; the owner synchronises through wake. */
-    atomic_store_explicit(&w->state, WEFT__W_DONE, memory_order_release);
-    weft__waiter_wake(w);
 }
 
 void weft__waiter_reject(weft__waiter *w)
@@ -190,8 +171,7 @@ static int park_thread(weft__waiter *w, uint64_t deadline)
     return w->result;
 }
 
-/* Retracts w from its context; waits out a canceller holding it as BUSY. */
-static void retract(weft__cctx *c, weft__waiter *w)
+void weft__waiter_retract_slow(weft__cctx *c, weft__waiter *w)
 {
     for (;;) {
         weft__waiter *exp = w;
@@ -232,7 +212,7 @@ int weft__waiter_publish(weft__waiter *w)
     /* seq_cst: Dekker with cancel.c's EFF update then cctx_poke. */
     atomic_store_explicit(&c->waiter, w, memory_order_seq_cst);
     if (WEFT_UNLIKELY(weft__waiter_owner_cancelled(w))) {
-        retract(c, w);
+        weft__waiter_retract(c, w);
         weft__waiter_unused(w);
         return ECANCELED;
     }
@@ -249,7 +229,7 @@ int weft__waiter_withdraw(weft__waiter *w, int code)
     /* Once BUSY is released the canceller is done with w (its wake-up
      * included), so there is nothing to park for.  Only then is its
      * `result` written: read it after the retraction (acquire there). */
-    if (w->ctx) retract(w->ctx, w);
+    if (w->ctx) weft__waiter_retract(w->ctx, w);
     if (lost) code = w->result; /* a canceller aborted it (it was never linked) */
     weft__waiter_unused(w);
     return code;
@@ -262,17 +242,16 @@ int weft__waiter_park(weft__waiter *w, uint64_t pthread_deadline)
         /* seq_cst: Dekker with cancel.c's EFF update then cctx_poke. */
         atomic_store_explicit(&c->waiter, w, memory_order_seq_cst);
         if (WEFT_UNLIKELY(weft__waiter_owner_cancelled(w)) && abort_self(w)) {
-            retract(c, w);
+            weft__waiter_retract(c, w);
             return ECANCELED;
         }
     }
-    int rc;
-    if (w->task) {
-        weft__task_switch_out(weft__worker_self(), w->task, WEFT__SW_PARK);
-        rc = w->result;
-    } else {
-        rc = park_thread(w, pthread_deadline);
-    }
-    if (c) retract(c, w);
+    return weft__waiter_park_published(w, pthread_deadline);
+}
+
+int weft__waiter_park_thread(weft__waiter *w, uint64_t pthread_deadline)
+{
+    int rc = park_thread(w, pthread_deadline);
+    if (w->ctx) weft__waiter_retract(w->ctx, w);
     return rc;
 }

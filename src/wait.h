@@ -233,15 +233,33 @@ void weft__waiter_wait_released(weft__waiter *w);
  * No-op when w has no context or no canceller holds it. */
 void weft__waiter_wait_canceller(weft__waiter *w);
 
-/* After a successful claim: records result, marks DONE and wakes the owner.
- * The caller must not touch w afterwards. */
-void weft__waiter_complete(weft__waiter *w, int result);
+/* weft__waiter_complete(w, result), inline in runtime.h: after a
+ * successful claim, records result, marks DONE and wakes the owner.  The
+ * caller must not touch w afterwards. */
 
 /* Cancels w with code unless a completer already claimed it.  Returns true if
  * this call won (w is then unlinked and its owner woken). */
 bool weft__waiter_abort(weft__waiter *w, int code);
 
-/* Makes the owner of w runnable (task) or wakes its thread (pthread). */
-void weft__waiter_wake(weft__waiter *w);
+/* weft__waiter_wake(w), inline in runtime.h: makes the owner of w
+ * runnable (task) or wakes its thread (pthread).  Its fast path is a task
+ * already PARKED; the rest is weft__waiter_wake_slow. */
+void weft__waiter_wake_slow(weft__waiter *w);
+/* Retracts w from its context c: one CAS, or weft__waiter_retract_slow
+ * waits out a canceller holding the context BUSY. */
+void weft__waiter_retract_slow(weft__cctx *c, weft__waiter *w);
+static inline void weft__waiter_retract(weft__cctx *c, weft__waiter *w)
+{
+    weft__waiter *exp = w;
+    /* acquire: a canceller's release of BUSY (its abort is done). */
+    if (WEFT_LIKELY(atomic_compare_exchange_strong_explicit(&c->waiter, &exp, NULL,
+                                                            memory_order_acquire,
+                                                            memory_order_relaxed)))
+        return;
+    weft__waiter_retract_slow(c, w);
+}
+/* The pthread half of weft__waiter_park (w published, or not cancellable):
+ * sleeps until woken or the deadline, then retracts w. */
+int weft__waiter_park_thread(weft__waiter *w, uint64_t pthread_deadline);
 
 #endif

@@ -489,29 +489,22 @@ void weft__after_switch(weft__worker *w)
 
 /* --- making tasks runnable, waking workers ------------------------------ */
 
-void weft__make_runnable(weft_task *t)
+void weft__sched_displaced(weft__worker *w, weft_task *old)
 {
-    weft__make_runnable_from(weft__worker_self(), t);
+    count_decision(w); /* queueing one is a decision too (see Stealing) */
+    /* ctx.sp: set once the task has run (task.c); old is ours to read,
+     * just taken from our next slot. */
+    push_marked(w, old, MARK_MADE_HERE | (old->ctx.sp ? MARK_RAN : 0));
+    /* The only worker is this one, and awake: no one to wake, so no
+     * fence either. */
+    if (w->solo) return;
+    weft__sched_wake_one(w->rt);
 }
 
-void weft__make_runnable_from(weft__worker *w, weft_task *t)
+void weft__sched_submit(weft_task *t)
 {
-    weft_runtime *rt = t->rt;
-    if (w && w->rt == rt) {
-        weft_task *old = w->next;
-        w->next = t;
-        if (!old) return; /* runs when this worker next chooses: no one to wake */
-        count_decision(w); /* queueing one is a decision too (see Stealing) */
-        /* ctx.sp: set once the task has run (task.c); old is ours to read,
-         * in our next slot. */
-        push_marked(w, old, MARK_MADE_HERE | (old->ctx.sp ? MARK_RAN : 0));
-        /* The only worker is this one, and awake: no one to wake, so no
-         * fence either. */
-        if (w->solo) return;
-    } else {
-        weft__inject_push(&rt->inject, &t->inode);
-    }
-    weft__sched_wake_one(rt);
+    weft__inject_push(&t->rt->inject, &t->inode);
+    weft__sched_wake_one(t->rt);
 }
 
 /* Is there anything a worker could take?  (Re-check before sleeping.) */

@@ -143,6 +143,25 @@
  * about 1090 instructions against 1243 through the visits (cachegrind, one
  * worker).
  *
+ * Polling.  A blocking call on a rendezvous channel by a task waits for a
+ * partner that is often the task it has just made runnable on its worker
+ * (request and response, ping-pong).  So a receive that finds its cell
+ * EMPTY with no sender coming first polls (weft__task_poll_next: the task
+ * in the worker's next slot runs, the receiver waits pinned in that slot,
+ * holding its cell inside its read section), and a send that sees no
+ * receiver waiting (S >= R, before it takes a cell) does the same.  A
+ * receiver that took its cell is a coming receiver, which the cells
+ * already allow for (see Send): its sender, finding the cell EMPTY with
+ * s < R, leaves the item there (BUFFERED) and returns; the receiver, back,
+ * takes it.  Back to an EMPTY cell it blocks as before.  Nothing changes
+ * for exactly-once (the cell's visits are the same, only later), nor for
+ * a pending cancel of a blocked waiter (a poller is not blocked: it
+ * completes, as a yield may, or blocks and is cancelled there).  In a
+ * ping-pong each side polls in turn and neither ever blocks: a round trip
+ * is two switches, four fetch-and-adds, two BUFFERED CASes and two plain
+ * takes; 814 instructions instead of 1087 (cachegrind, one worker), and a
+ * median 110 ns instead of 158 on 2 workers (6 alternating runs).
+ *
  * Memory order.  S, R and B are read and updated seq_cst (the sender's
  * FAA(S) then load(R) against the receiver's FAA(R) then load(S) is a Dekker
  * pair: at least one sees the other, so they cannot both wait).  An item is
@@ -777,6 +796,15 @@ static int block_in_cell(chan *ch, op *o, _Atomic uintptr_t *c, uintptr_t st,
     return weft__waiter_park_published(&cw.w, 0); /* published above */
 }
 
+/* Polling (see Polling): lets the task in the caller's next slot run first,
+ * when the caller is a task and there is one; true once the caller runs
+ * again after it did. */
+static inline bool poll_next_task(void)
+{
+    weft__worker *w = weft__worker_self();
+    return w && w->next && w->current && weft__task_poll_next(w, w->current);
+}
+
 /* --- the fast paths' cell ------------------------------------------------- */
 
 /* Takes the next cell of one side (counter ctr, segment hint) for a fast
@@ -990,6 +1018,16 @@ static __attribute__((noinline)) int send_rendezvous(handle *h, const void *item
         if (s >= CNT(atomic_load_explicit(&ch->R, memory_order_seq_cst))) {
             int rc;
             if (fast_block(ch, h, plain, c, TAG_SEND, (void *)item, &rc)) return rc;
+        } else {
+            /* Its receiver took the cell and is on its way (a poller, see
+             * Polling): leave the item there, as send_visit does. */
+            item_copy(ch, item_at(ch, c), item);
+            /* release: the item before BUFFERED. */
+            if (atomic_compare_exchange_strong_explicit(c, &st, C_BUFFERED, memory_order_acq_rel,
+                                                        memory_order_relaxed)) {
+                weft__rcu_read_end(plain);
+                return 0;
+            }
         }
         return send_slow(h, item, true, plain, s, sg);
     }
@@ -1008,9 +1046,20 @@ static inline int do_send(weft_tx *tx, const void *item, bool wait)
     handle *h = &tx->h;
     if (atomic_load_explicit(&h->closed, memory_order_acquire)) return EBADF;
     if (wait && weft__cancelled()) return ECANCELED;
+    chan *ch = h->ch;
+    if (wait && !ch->cap) {
+        /* No receiver waiting (S >= R, both read without a fence: a hint),
+         * and a task runnable in our next slot, perhaps the receiver we
+         * would wait for: let it run first (see Polling). */
+        weft__worker *w = weft__worker_self();
+        if (w && w->next && w->current &&
+            CNT(atomic_load_explicit(&ch->S, memory_order_relaxed)) >=
+                atomic_load_explicit(&ch->R, memory_order_relaxed))
+            (void)weft__task_poll_next(w, w->current);
+    }
     bool plain = weft__rcu_read_begin();
-    if (h->ch->cap && (wait || h->ch->unbounded)) return send_buffered(h, item, wait, plain);
-    if (wait && !h->ch->cap) return send_rendezvous(h, item, plain);
+    if (ch->cap && (wait || ch->unbounded)) return send_buffered(h, item, wait, plain);
+    if (wait && !ch->cap) return send_rendezvous(h, item, plain);
     return send_slow(h, item, wait, plain, 0, NULL);
 }
 
@@ -1030,6 +1079,7 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
 {
     _Atomic uintptr_t *c = cell_at(ch, sg, r);
     int refuse = o->wait ? 0 : EAGAIN;
+    bool polled = ch->cap != 0; /* a rendezvous receive polls once (see Polling) */
     for (;;) {
         uintptr_t st = atomic_load_explicit(c, memory_order_acquire);
         if (st == C_EMPTY || st == C_IN_BUFFER) {
@@ -1050,6 +1100,10 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
                     return refuse;
                 }
                 continue;
+            }
+            if (!polled) {
+                polled = true;
+                if (poll_next_task()) continue; /* look at the cell afresh */
             }
             int rc = block_in_cell(ch, o, c, st, 0, out, &refuse);
             if (rc == R_AGAIN_CELL) continue;
@@ -1162,6 +1216,22 @@ static __attribute__((noinline)) int recv_rendezvous(handle *h, void *out, bool 
          * sender's FAA then look at R) our sender has not come yet. */
         uint64_t s_raw = atomic_load_explicit(&ch->S, memory_order_seq_cst);
         if (r >= CNT(s_raw) && !(s_raw & TX_CLOSED)) {
+            /* Let the task we may just have woken run first (see Polling):
+             * if it is our sender, it leaves the item in the cell. */
+            if (poll_next_task()) {
+                st = atomic_load_explicit(c, memory_order_acquire);
+                if (st == C_BUFFERED) {
+                    /* ours alone (see Exactly once): copy, then DONE */
+                    item_copy(ch, out, item_at(ch, c));
+                    atomic_store_explicit(c, C_DONE, memory_order_release);
+                    weft__rcu_read_end(plain);
+                    return 0;
+                }
+                if (st != C_EMPTY) return recv_slow(h, out, true, plain, r, sg);
+                s_raw = atomic_load_explicit(&ch->S, memory_order_seq_cst);
+                if (r < CNT(s_raw) || (s_raw & TX_CLOSED))
+                    return recv_slow(h, out, true, plain, r, sg);
+            }
             int rc;
             if (fast_block(ch, h, plain, c, 0, out, &rc)) return rc;
         }

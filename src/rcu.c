@@ -11,9 +11,12 @@
  * state (or been offline) since the unlink.
  *
  * Workers.  A worker registers at start and is online from then on.  A read
- * section never contains a switch, a park or a user callback, so the moments
- * between tasks are quiescent: the worker reports one every FAIR_TICK
- * scheduling decisions (worker.c, weft__after_switch), before it spins, and
+ * section never contains a park or a user callback, and a switch only as a
+ * poll (worker.c, Polling: the task waits pinned in its worker's next slot,
+ * resumes there, and the worker reports no quiescent state meanwhile), so
+ * the moments between tasks are quiescent unless a poller waits: the worker
+ * reports one every FAIR_TICK scheduling decisions (worker.c,
+ * weft__after_switch; skipped while a poller waits), before it spins, and
  * is offline while it sleeps on its futex.  A read section in a task therefore
  * costs nothing but the load of weft__rcu_mode.  This is the design the
  * architecture suggested ("every worker passes a quiescent state between

@@ -4,7 +4,8 @@
  * rcu.c for the argument.
  *
  * A read section is bracketed by weft__rcu_read_begin/end on the same thread,
- * with no switch, park or user callback inside.  On a worker it costs one
+ * with no park or user callback inside, and no switch but a poll
+ * (weft__task_poll_next, which keeps the worker from a quiescent state).  On a worker it costs one
  * thread-local load (the worker is online between its quiescent states); on
  * a plain pthread it brings the thread online and takes it offline again.
  */

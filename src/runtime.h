@@ -21,7 +21,7 @@
 enum { WEFT__P_RUNNING = 0, WEFT__P_PARKING = 1, WEFT__P_PARKED = 2, WEFT__P_WOKEN = 3 };
 
 /* What the context that just switched away asked the next one to finish. */
-enum { WEFT__SW_NONE = 0, WEFT__SW_YIELD, WEFT__SW_PARK, WEFT__SW_EXIT };
+enum { WEFT__SW_NONE = 0, WEFT__SW_YIELD, WEFT__SW_PARK, WEFT__SW_EXIT, WEFT__SW_POLL };
 
 /* weft_task.joiner when the task has returned and switched out for good. */
 #define WEFT__JOIN_DONE ((weft__waiter *)1)
@@ -64,6 +64,7 @@ typedef struct weft__worker {
     weft__ctx sched_ctx;         /* the worker's scheduler loop, on the pthread's stack */
     weft_task *current;          /* owner only */
     weft_task *next;             /* next slot; owner only */
+    bool next_pinned;            /* next holds a poller (weft__task_poll_next); owner only */
     unsigned next_streak;        /* consecutive runs from the next slot */
     unsigned tick;               /* decisions since the last fairness tick (0: this one was) */
     _Atomic unsigned decisions;  /* tasks chosen or queued; owner writes (relaxed), thieves read */
@@ -245,6 +246,15 @@ static inline void weft__make_runnable(weft_task *t)
 void weft__task_switch_out(weft__worker *w, weft_task *self, int action);
 /* Finishes whatever the context that switched to us asked (see prev_action). */
 void weft__after_switch(weft__worker *w);
+/*
+ * Lets the task in w's next slot run first, if there is one and fairness
+ * allows (worker.c, Polling): the caller, a task on w inside a read section
+ * (rcu.h) that may be kept across the switch, goes into the next slot,
+ * pinned there (no other task displaces it, no thief takes it) and w
+ * reports no quiescent state until it runs again, on w.  Returns false at
+ * once when it does not switch, else true once the caller runs again.
+ */
+bool weft__task_poll_next(weft__worker *w, weft_task *self);
 
 /* wait.h's weft__waiter_wake: a task already PARKED (the usual case: it
  * switched out a while ago) needs no locked instruction: after_switch has

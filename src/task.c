@@ -26,7 +26,9 @@
  *     it at once: the joiner then lands in this worker's next slot, which no
  *     other worker can take, so it runs only after this task has switched
  *     out (and usually right after it: one switch from child to parent).
- *     Any other waiter is kept in t->exit_waiter.
+ *     Any other waiter is kept in t->exit_waiter, as is every waiter while
+ *     a poller is pinned in the next slot (worker.c, Polling): the joiner
+ *     would go to the stealable deque instead.
  *  2. After the final switch, weft__after_switch (on the next context's stack)
  *     gives the task's stack back to this worker's cache, then exchanges
  *     joiner to DONE.  Old value DETACHED: it frees the struct.  A waiter
@@ -166,7 +168,8 @@ static void task_exiting(weft_task *t)
     if (!WEFT__JOIN_IS_WAITER(j) || !weft__waiter_take(j)) return;
     weft_task *jt = j->task;
     /* acquire: PARKED means its worker has finished switching it out. */
-    if (jt && jt->rt == t->rt &&
+    weft__worker *w = weft__worker_self();
+    if (jt && jt->rt == t->rt && !w->next_pinned &&
         atomic_load_explicit(&jt->park, memory_order_acquire) == WEFT__P_PARKED)
         weft__waiter_complete(j, 0); /* into our next slot: runs after our switch */
     else

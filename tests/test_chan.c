@@ -766,3 +766,193 @@ static int mpmc(void *arg)
     return 0;
 }
 BOTH(mpmc_delivers_every_item_exactly_once, mpmc, 60)
+
+/* ---- polling (chan.c, Polling; tasks only, on 1 worker: the order is the
+ * scheduler's) -------------------------------------------------------------- */
+
+struct poll_ctx {
+    weft_tx *go_tx, *c_tx, *w1_tx, *w2_tx;
+    weft_rx *go_rx, *c_rx, *w1_rx, *w2_rx;
+    weft_scope *victim;      /* the poller's scope, cancelled by the partner */
+    bool send;               /* the partner sends on c */
+    size_t seen_receiving;   /* tasks_receiving on c while the poller waits */
+    int try_rc;              /* the partner's try_send on c */
+    weft_task *x;            /* the partner, for the joiner */
+    int join_rc, join_status;
+};
+
+/* The partner: woken by the poller's send on go, runs while the poller
+ * waits in its receive on c. */
+static int poll_partner(void *arg)
+{
+    struct poll_ctx *c = arg;
+    int v;
+    cr_assert_eq(weft_chan_recv(c->go_rx, &v), 0);
+    c->seen_receiving = stats(c->c_rx).tasks_receiving;
+    if (c->victim) weft_scope_cancel(c->victim);
+    if (c->w1_tx) {
+        int a = 11, b = 12;
+        cr_assert_eq(weft_chan_try_send(c->w1_tx, &a), 0, "a blocked receiver takes it");
+        cr_assert_eq(weft_chan_try_send(c->w2_tx, &b), 0);
+    }
+    int x = 99;
+    c->try_rc = c->send ? weft_chan_try_send(c->c_tx, &x) : 0;
+    return 7;
+}
+
+struct wake_target {
+    weft_rx *rx;
+    int got;
+};
+
+static int poll_wake_target(void *arg)
+{
+    struct wake_target *w = arg;
+    w->got = -1;
+    return weft_chan_recv(w->rx, &w->got);
+}
+
+static int poll_joiner(void *arg)
+{
+    struct poll_ctx *c = arg;
+    c->join_rc = weft_join(c->x, &c->join_status);
+    return 0;
+}
+
+static void poll_open(weft_tx **tx, weft_rx **rx)
+{
+    cr_assert_eq(weft_chan_open(tx, rx, 0, sizeof(int), NULL), 0);
+}
+
+/* The poller (this task) hands go to the partner, then receives on c. */
+static int poll_receive(struct poll_ctx *c, int *got)
+{
+    int one = 1;
+    cr_assert_eq(weft_chan_send(c->go_tx, &one), 0);
+    *got = -1;
+    return weft_chan_recv(c->c_rx, got);
+}
+
+static int polling_receiver(void *arg)
+{
+    (void)arg;
+    struct poll_ctx c = {0};
+    poll_open(&c.go_tx, &c.go_rx);
+    poll_open(&c.c_tx, &c.c_rx);
+    c.send = true;
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, poll_partner, &c), 0);
+    weft_yield(); /* the partner blocks in its receive on go */
+    int got;
+    cr_assert_eq(poll_receive(&c, &got), 0);
+    cr_assert_eq(c.seen_receiving, 0, "the receiver let its partner run before it blocked");
+    cr_assert_eq(c.try_rc, 0, "its turn was taken: the item waits in its cell");
+    cr_assert_eq(got, 99);
+    int st = -1;
+    cr_assert_eq(weft_join(t, &st), 0);
+    cr_assert_eq(st, 7);
+    cr_assert_eq(stats(c.c_rx).used, 0);
+    weft_chan_tx_free(c.go_tx);
+    weft_chan_rx_free(c.go_rx);
+    weft_chan_tx_free(c.c_tx);
+    weft_chan_rx_free(c.c_rx);
+    return 0;
+}
+Test(chan, a_rendezvous_receive_lets_the_task_it_woke_run_before_it_blocks, .timeout = 10)
+{
+    cr_assert_eq(run_on(1, polling_receiver, NULL), 0);
+}
+
+/* Cancelled while it polls: an item sent meanwhile is its own (it was not
+ * blocked, and returns it); with none, it blocks, the cancel aborts it and
+ * the cell is finalised, so a later try_send finds no receiver. */
+static int polling_cancelled(void *arg)
+{
+    (void)arg;
+    for (int send = 1; send >= 0; send--) {
+        struct poll_ctx c = {0};
+        poll_open(&c.go_tx, &c.go_rx);
+        poll_open(&c.c_tx, &c.c_rx);
+        c.send = send;
+        weft_scope s;
+        weft_scope_enter(&s);
+        c.victim = &s;
+        weft_task *t;
+        cr_assert_eq(weft_spawn(&t, poll_partner, &c), 0);
+        weft_yield();
+        int got;
+        int rc = poll_receive(&c, &got);
+        int x = 5;
+        if (send) {
+            cr_assert_eq(rc, 0, "the item sent while it polled is returned");
+            cr_assert_eq(got, 99);
+            cr_assert_eq(c.try_rc, 0);
+            cr_assert_eq(weft_checkpoint(), ECANCELED, "the cancel shows at the next checkpoint");
+        } else {
+            cr_assert_eq(rc, ECANCELED);
+            cr_assert_eq(got, -1);
+        }
+        cr_assert_eq(weft_scope_exit(&s, 0), 0);
+        cr_assert_eq(weft_chan_try_send(c.c_tx, &x), EAGAIN, "no receiver is left in the cells");
+        cr_assert_eq(weft_join(t, NULL), 0);
+        struct weft_chan_stats st = stats(c.c_rx);
+        cr_assert_eq(st.used + st.tasks_receiving + st.tasks_sending, 0);
+        weft_chan_tx_free(c.go_tx);
+        weft_chan_rx_free(c.go_rx);
+        weft_chan_tx_free(c.c_tx);
+        weft_chan_rx_free(c.c_rx);
+    }
+    return 0;
+}
+Test(chan, a_receiver_cancelled_while_it_polls_returns_an_item_sent_meanwhile_or_ECANCELED,
+     .timeout = 10)
+{
+    cr_assert_eq(run_on(1, polling_cancelled, NULL), 0);
+}
+
+/* While the poller waits in the next slot, its partner wakes two tasks
+ * (they go to the deque, the poller stays) and exits with a joiner parked
+ * on it (kept for after its switch): everything runs, the poller resumes
+ * with its item. */
+static int polling_pinned(void *arg)
+{
+    (void)arg;
+    struct poll_ctx c = {0};
+    poll_open(&c.go_tx, &c.go_rx);
+    poll_open(&c.c_tx, &c.c_rx);
+    poll_open(&c.w1_tx, &c.w1_rx);
+    poll_open(&c.w2_tx, &c.w2_rx);
+    c.send = true;
+    weft_task *a, *b, *j;
+    struct wake_target ta = {c.w1_rx, 0}, tb = {c.w2_rx, 0};
+    cr_assert_eq(weft_spawn(&c.x, poll_partner, &c), 0);
+    cr_assert_eq(weft_spawn(&a, poll_wake_target, &ta), 0);
+    cr_assert_eq(weft_spawn(&b, poll_wake_target, &tb), 0);
+    cr_assert_eq(weft_spawn(&j, poll_joiner, &c), 0);
+    weft_yield(); /* a and b block in their receives, j in its join, the
+                   * partner in its receive on go */
+    int got;
+    cr_assert_eq(poll_receive(&c, &got), 0);
+    cr_assert_eq(got, 99);
+    cr_assert_eq(c.seen_receiving, 0);
+    cr_assert_eq(weft_join(a, NULL), 0);
+    cr_assert_eq(weft_join(b, NULL), 0);
+    cr_assert_eq(weft_join(j, NULL), 0);
+    cr_assert_eq(ta.got, 11);
+    cr_assert_eq(tb.got, 12);
+    cr_assert_eq(c.join_rc, 0);
+    cr_assert_eq(c.join_status, 7);
+    weft_chan_tx_free(c.go_tx);
+    weft_chan_rx_free(c.go_rx);
+    weft_chan_tx_free(c.c_tx);
+    weft_chan_rx_free(c.c_rx);
+    weft_chan_tx_free(c.w1_tx);
+    weft_chan_rx_free(c.w1_rx);
+    weft_chan_tx_free(c.w2_tx);
+    weft_chan_rx_free(c.w2_rx);
+    return 0;
+}
+Test(chan, tasks_woken_while_a_poller_waits_run_and_the_poller_resumes, .timeout = 10)
+{
+    cr_assert_eq(run_on(1, polling_pinned, NULL), 0);
+}

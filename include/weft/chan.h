@@ -81,7 +81,11 @@ WEFT_API int weft_chan_open(weft_tx **tx, weft_rx **rx, size_t capacity, size_t 
  * Returns 0 (the item is the channel's); ECANCELED (the caller was cancelled
  * first, at entry or while blocked: the item is still the caller's); EPIPE
  * (every receive handle is closed); EBADF (tx is closed, or was closed while
- * blocked).  Checkpoint.
+ * blocked).  Checkpoint.  On a rendezvous channel a task whose send finds no
+ * receiver waiting first lets the task it last made runnable on its worker
+ * run (usually the receiver it would wait for), as a yield; a receiver that
+ * took the send's turn already (it was doing the same) gets the item and
+ * the send returns 0 at once, as SEMANTICS's "may yield, shielded" allows.
  */
 WEFT_API int weft_chan_send(weft_tx *tx, const void *item);
 
@@ -94,7 +98,12 @@ WEFT_API int weft_chan_try_send(weft_tx *tx, const void *item);
  * first live blocked sender, else blocks until one is sent.  Returns 0;
  * ECANCELED (cancelled first: nothing was taken); ENODATA (every send handle
  * is closed and nothing is left); EBADF (rx is closed, or was closed while
- * blocked).  Checkpoint.
+ * blocked).  Checkpoint.  On a rendezvous channel a task that finds no sender
+ * first lets the task it last made runnable on its worker run (usually the
+ * sender it would wait for), holding its turn: an item sent meanwhile is
+ * its own, and it returns 0 with it even if a cancel came meanwhile (it was
+ * not blocked: a completed call never reports ECANCELED); otherwise it
+ * blocks as usual.
  */
 WEFT_API int weft_chan_recv(weft_rx *rx, void *item);
 

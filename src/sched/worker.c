@@ -30,7 +30,7 @@
  * Invariants:
  *  1. A runnable task is in exactly one place: a next slot, a deque, a
  *     worker's held batch, a yield queue, the injector, or w->prev with
- *     action YIELD or PARK-after-WOKEN.  A worker never looks for work
+ *     action YIELD, POLL or PARK-after-WOKEN.  A worker never looks for work
  *     elsewhere, spins or parks while its held batch is not empty (local_next
  *     returns from it first), so held tasks, like the next slot's, need no
  *     wake-up.
@@ -150,6 +150,24 @@
  * plus one spin.  Go waits too, for its runnext only (runtime/proc.go,
  * runqgrab: about 3 us while the victim runs); Tokio never steals its LIFO
  * slot.
+ *
+ * Polling (weft__task_poll_next).  A task about to wait for a partner that
+ * it has probably just made runnable (a rendezvous receive that found no
+ * sender, a rendezvous send that sees no receiver waiting: chan.c) lets the
+ * task in its next slot run first, and itself takes that slot, pinned: a
+ * wake-up that would displace it to the deque queues the newcomer there
+ * instead (weft__sched_displaced), an exiting task keeps its joiner for
+ * after its switch (task.c), and no thief steals a next slot; so it
+ * resumes on this worker, when local_next next takes the slot or a poll
+ * of the task it let run takes it back.  A receiver polls holding its
+ * cell, inside its read section (rcu.h), so the worker reports no
+ * quiescent state while the slot is pinned.  Fairness is local_next's: a
+ * poll is a decision, counts towards the fairness tick and the next-slot
+ * streak, and is refused (the caller blocks the usual way, through
+ * local_next) when the tick is due or the deque's turn has come.  A
+ * rendezvous ping-pong then runs without a block: each side leaves its
+ * item in the cell of the other, which is polling, and lets it run
+ * (chan.c, Polling).
  *
  * Timers.  Each worker owns a timer heap (timer.c) for tasks sleeping on it;
  * it fires expired timers when it searches for work and every FAIR_TICK
@@ -409,6 +427,7 @@ static weft_task *local_next(weft__worker *w)
     if ((t = w->next) &&
         (w->next_streak < NEXT_MAX || (weft__dq_size_owner(&w->dq) <= 0 && !w->nheld))) {
         w->next = NULL;
+        w->next_pinned = false;
         w->next_streak++;
         return t;
     }
@@ -427,19 +446,25 @@ static weft_task *local_next(weft__worker *w)
     }
     if ((t = w->next)) {
         w->next = NULL;
+        w->next_pinned = false;
         return t;
     }
     return yq_pop(w);
 }
 
+/* Before a task switches out: the red-zone test inline, the canary words
+ * (unguarded stacks) out of line: this is the yield, park and poll fast
+ * path.  frame: the caller's frame address. */
+static inline __attribute__((always_inline)) void stack_check_at(weft_task *self, void *frame)
+{
+    if (WEFT_UNLIKELY((const char *)frame < (const char *)self->stack->lo + WEFT__STACK_REDZONE) ||
+        !self->stack->guarded)
+        weft__stack_check(self, frame);
+}
+
 void weft__task_switch_out(weft__worker *w, weft_task *self, int action)
 {
-    /* The red-zone test inline, the canary words (unguarded stacks) out of
-     * line: this is the yield and park fast path. */
-    if (WEFT_UNLIKELY((const char *)__builtin_frame_address(0) <
-                      (const char *)self->stack->lo + WEFT__STACK_REDZONE) ||
-        !self->stack->guarded)
-        weft__stack_check(self, __builtin_frame_address(0));
+    stack_check_at(self, __builtin_frame_address(0));
     w->prev = self;
     w->prev_action = action;
     weft_task *n = local_next(w);
@@ -455,6 +480,31 @@ void weft__task_switch_out(weft__worker *w, weft_task *self, int action)
         return;
     }
     weft__after_switch(w);
+}
+
+bool weft__task_poll_next(weft__worker *w, weft_task *self)
+{
+    weft_task *n = w->next;
+    /* The fairness of local_next: the tick's turn for the injector and the
+     * yield queue, and the deque's turn after NEXT_MAX next-slot runs, are
+     * left to a real block, which chooses through local_next. */
+    if (!n || w->tick + 1 >= FAIR_TICK ||
+        (w->next_streak >= NEXT_MAX && (weft__dq_size_owner(&w->dq) > 0 || w->nheld)))
+        return false;
+    stack_check_at(self, __builtin_frame_address(0));
+    w->tick++;
+    count_decision(w);
+    w->next_streak++;
+    w->next = NULL;
+    w->next_pinned = false;
+    w->prev = self;
+    w->prev_action = WEFT__SW_POLL;
+    w->current = n;
+    weft__switch(w, &self->ctx, n, false);
+    /* Pinned, so resumed on this worker, from its next slot. */
+    w = weft__worker_self();
+    weft__after_switch(w);
+    return true;
 }
 
 void weft__after_switch(weft__worker *w)
@@ -475,6 +525,12 @@ void weft__after_switch(weft__worker *w)
     case WEFT__SW_EXIT:
         weft__task_exited(w, p);
         break;
+    case WEFT__SW_POLL:
+        /* The poller took the next slot's task to run us: the slot is
+         * empty until we make something runnable, which we have not yet. */
+        w->next = p;
+        w->next_pinned = true;
+        break;
     default:
         WEFT_DIE("bad switch action %d", w->prev_action);
     }
@@ -483,7 +539,9 @@ void weft__after_switch(weft__worker *w)
      * between two tasks no read section is open. */
     if (WEFT_UNLIKELY(w->tick == 0)) {
         weft__timers_run(w, weft__now());
-        weft__rcu_quiescent();
+        /* Not while a poller waits in the next slot inside its read
+         * section (see Polling): the next tick will. */
+        if (!w->next_pinned) weft__rcu_quiescent();
     }
 }
 
@@ -491,6 +549,13 @@ void weft__after_switch(weft__worker *w)
 
 void weft__sched_displaced(weft__worker *w, weft_task *old)
 {
+    if (WEFT_UNLIKELY(w->next_pinned)) {
+        /* A poller stays in the next slot (see Polling); the newcomer
+         * goes to the deque in its place. */
+        weft_task *t = w->next;
+        w->next = old;
+        old = t;
+    }
     count_decision(w); /* queueing one is a decision too (see Stealing) */
     /* ctx.sp: set once the task has run (task.c); old is ours to read,
      * just taken from our next slot. */

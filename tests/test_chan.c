@@ -824,6 +824,17 @@ static void poll_open(weft_tx **tx, weft_rx **rx)
     cr_assert_eq(weft_chan_open(tx, rx, 0, sizeof(int), NULL), 0);
 }
 
+/* Frees every channel of c that was opened. */
+static void poll_free(struct poll_ctx *c)
+{
+    weft_tx *tx[] = {c->go_tx, c->c_tx, c->w1_tx, c->w2_tx};
+    weft_rx *rx[] = {c->go_rx, c->c_rx, c->w1_rx, c->w2_rx};
+    for (int i = 0; i < 4; i++) {
+        if (tx[i]) weft_chan_tx_free(tx[i]);
+        if (rx[i]) weft_chan_rx_free(rx[i]);
+    }
+}
+
 /* The poller (this task) hands go to the partner, then receives on c. */
 static int poll_receive(struct poll_ctx *c, int *got)
 {
@@ -852,10 +863,7 @@ static int polling_receiver(void *arg)
     cr_assert_eq(weft_join(t, &st), 0);
     cr_assert_eq(st, 7);
     cr_assert_eq(stats(c.c_rx).used, 0);
-    weft_chan_tx_free(c.go_tx);
-    weft_chan_rx_free(c.go_rx);
-    weft_chan_tx_free(c.c_tx);
-    weft_chan_rx_free(c.c_rx);
+    poll_free(&c);
     return 0;
 }
 Test(chan, a_rendezvous_receive_lets_the_task_it_woke_run_before_it_blocks, .timeout = 10)
@@ -897,10 +905,7 @@ static int polling_cancelled(void *arg)
         cr_assert_eq(weft_join(t, NULL), 0);
         struct weft_chan_stats st = stats(c.c_rx);
         cr_assert_eq(st.used + st.tasks_receiving + st.tasks_sending, 0);
-        weft_chan_tx_free(c.go_tx);
-        weft_chan_rx_free(c.go_rx);
-        weft_chan_tx_free(c.c_tx);
-        weft_chan_rx_free(c.c_rx);
+        poll_free(&c);
     }
     return 0;
 }
@@ -942,14 +947,7 @@ static int polling_pinned(void *arg)
     cr_assert_eq(tb.got, 12);
     cr_assert_eq(c.join_rc, 0);
     cr_assert_eq(c.join_status, 7);
-    weft_chan_tx_free(c.go_tx);
-    weft_chan_rx_free(c.go_rx);
-    weft_chan_tx_free(c.c_tx);
-    weft_chan_rx_free(c.c_rx);
-    weft_chan_tx_free(c.w1_tx);
-    weft_chan_rx_free(c.w1_rx);
-    weft_chan_tx_free(c.w2_tx);
-    weft_chan_rx_free(c.w2_rx);
+    poll_free(&c);
     return 0;
 }
 Test(chan, tasks_woken_while_a_poller_waits_run_and_the_poller_resumes, .timeout = 10)

@@ -844,9 +844,17 @@ static int poll_receive(struct poll_ctx *c, int *got)
     return weft_chan_recv(c->c_rx, got);
 }
 
-static int polling_receiver(void *arg)
+/* A poll is refused when the worker's fairness tick is due (worker.c,
+ * Polling), and the tick's phase depends on how many times the worker
+ * looked for work before the test began: each polling test runs its
+ * scenario again (at most 3 times; one scenario makes far fewer than 61
+ * decisions) until the poll happened, and checks the outcome of a refused
+ * poll, a plain block, on the way. */
+#define POLL_TRIES 3
+
+/* Returns whether the receiver polled. */
+static bool polling_receiver_once(void)
 {
-    (void)arg;
     struct poll_ctx c = {0};
     poll_open(&c.go_tx, &c.go_rx);
     poll_open(&c.c_tx, &c.c_rx);
@@ -856,14 +864,22 @@ static int polling_receiver(void *arg)
     weft_yield(); /* the partner blocks in its receive on go */
     int got;
     cr_assert_eq(poll_receive(&c, &got), 0);
-    cr_assert_eq(c.seen_receiving, 0, "the receiver let its partner run before it blocked");
-    cr_assert_eq(c.try_rc, 0, "its turn was taken: the item waits in its cell");
+    cr_assert_eq(c.try_rc, 0, "its turn was taken (or it was blocked): the item is its own");
     cr_assert_eq(got, 99);
     int st = -1;
     cr_assert_eq(weft_join(t, &st), 0);
     cr_assert_eq(st, 7);
     cr_assert_eq(stats(c.c_rx).used, 0);
     poll_free(&c);
+    return c.seen_receiving == 0;
+}
+
+static int polling_receiver(void *arg)
+{
+    (void)arg;
+    bool polled = false;
+    for (int i = 0; i < POLL_TRIES && !polled; i++) polled = polling_receiver_once();
+    cr_assert(polled, "the receiver let its partner run before it blocked");
     return 0;
 }
 Test(chan, a_rendezvous_receive_lets_the_task_it_woke_run_before_it_blocks, .timeout = 10)
@@ -873,39 +889,51 @@ Test(chan, a_rendezvous_receive_lets_the_task_it_woke_run_before_it_blocks, .tim
 
 /* Cancelled while it polls: an item sent meanwhile is its own (it was not
  * blocked, and returns it); with none, it blocks, the cancel aborts it and
- * the cell is finalised, so a later try_send finds no receiver. */
+ * the cell is finalised, so a later try_send finds no receiver.  A refused
+ * poll (it blocked at once) ends in ECANCELED both ways.  Returns whether
+ * it polled. */
+static bool polling_cancelled_once(bool send)
+{
+    struct poll_ctx c = {0};
+    poll_open(&c.go_tx, &c.go_rx);
+    poll_open(&c.c_tx, &c.c_rx);
+    c.send = send;
+    weft_scope s;
+    weft_scope_enter(&s);
+    c.victim = &s;
+    weft_task *t;
+    cr_assert_eq(weft_spawn(&t, poll_partner, &c), 0);
+    weft_yield();
+    int got;
+    int rc = poll_receive(&c, &got);
+    bool polled = c.seen_receiving == 0;
+    if (send && polled) {
+        cr_assert_eq(rc, 0, "the item sent while it polled is returned");
+        cr_assert_eq(got, 99);
+        cr_assert_eq(c.try_rc, 0);
+        cr_assert_eq(weft_checkpoint(), ECANCELED, "the cancel shows at the next checkpoint");
+    } else {
+        cr_assert_eq(rc, ECANCELED);
+        cr_assert_eq(got, -1);
+        if (send) cr_assert_eq(c.try_rc, EAGAIN, "a blocked receiver, cancelled, is skipped");
+    }
+    cr_assert_eq(weft_scope_exit(&s, 0), 0);
+    int x = 5;
+    cr_assert_eq(weft_chan_try_send(c.c_tx, &x), EAGAIN, "no receiver is left in the cells");
+    cr_assert_eq(weft_join(t, NULL), 0);
+    struct weft_chan_stats st = stats(c.c_rx);
+    cr_assert_eq(st.used + st.tasks_receiving + st.tasks_sending, 0);
+    poll_free(&c);
+    return polled;
+}
+
 static int polling_cancelled(void *arg)
 {
     (void)arg;
     for (int send = 1; send >= 0; send--) {
-        struct poll_ctx c = {0};
-        poll_open(&c.go_tx, &c.go_rx);
-        poll_open(&c.c_tx, &c.c_rx);
-        c.send = send;
-        weft_scope s;
-        weft_scope_enter(&s);
-        c.victim = &s;
-        weft_task *t;
-        cr_assert_eq(weft_spawn(&t, poll_partner, &c), 0);
-        weft_yield();
-        int got;
-        int rc = poll_receive(&c, &got);
-        int x = 5;
-        if (send) {
-            cr_assert_eq(rc, 0, "the item sent while it polled is returned");
-            cr_assert_eq(got, 99);
-            cr_assert_eq(c.try_rc, 0);
-            cr_assert_eq(weft_checkpoint(), ECANCELED, "the cancel shows at the next checkpoint");
-        } else {
-            cr_assert_eq(rc, ECANCELED);
-            cr_assert_eq(got, -1);
-        }
-        cr_assert_eq(weft_scope_exit(&s, 0), 0);
-        cr_assert_eq(weft_chan_try_send(c.c_tx, &x), EAGAIN, "no receiver is left in the cells");
-        cr_assert_eq(weft_join(t, NULL), 0);
-        struct weft_chan_stats st = stats(c.c_rx);
-        cr_assert_eq(st.used + st.tasks_receiving + st.tasks_sending, 0);
-        poll_free(&c);
+        bool polled = false;
+        for (int i = 0; i < POLL_TRIES && !polled; i++) polled = polling_cancelled_once(send);
+        cr_assert(polled);
     }
     return 0;
 }
@@ -919,9 +947,8 @@ Test(chan, a_receiver_cancelled_while_it_polls_returns_an_item_sent_meanwhile_or
  * (they go to the deque, the poller stays) and exits with a joiner parked
  * on it (kept for after its switch): everything runs, the poller resumes
  * with its item. */
-static int polling_pinned(void *arg)
+static bool polling_pinned_once(void)
 {
-    (void)arg;
     struct poll_ctx c = {0};
     poll_open(&c.go_tx, &c.go_rx);
     poll_open(&c.c_tx, &c.c_rx);
@@ -939,7 +966,6 @@ static int polling_pinned(void *arg)
     int got;
     cr_assert_eq(poll_receive(&c, &got), 0);
     cr_assert_eq(got, 99);
-    cr_assert_eq(c.seen_receiving, 0);
     cr_assert_eq(weft_join(a, NULL), 0);
     cr_assert_eq(weft_join(b, NULL), 0);
     cr_assert_eq(weft_join(j, NULL), 0);
@@ -948,6 +974,15 @@ static int polling_pinned(void *arg)
     cr_assert_eq(c.join_rc, 0);
     cr_assert_eq(c.join_status, 7);
     poll_free(&c);
+    return c.seen_receiving == 0;
+}
+
+static int polling_pinned(void *arg)
+{
+    (void)arg;
+    bool polled = false;
+    for (int i = 0; i < POLL_TRIES && !polled; i++) polled = polling_pinned_once();
+    cr_assert(polled);
     return 0;
 }
 Test(chan, tasks_woken_while_a_poller_waits_run_and_the_poller_resumes, .timeout = 10)

@@ -168,9 +168,10 @@
  * is two switches, four fetch-and-adds, two BUFFERED CASes and two plain
  * takes: 794 instructions instead of 1087 (cachegrind, one worker; 764
  * with the call-free fast paths above), and a median 110 ns instead of 158
- * on 2 workers (6 alternating runs; in bench_chan, 115 against 161).  A producer and a consumer polling in turn
- * save instructions too (580 -> 492 an item) but no time we could measure,
- * nor did 4 producers and 4 consumers lose any.
+ * on 2 workers (6 alternating runs; in bench_chan, 115 against 161).  A
+ * producer and a consumer polling in turn save instructions too (580 ->
+ * 492 an item) but no time we could measure, nor did 4 producers and 4
+ * consumers lose any.
  *
  * Memory order.  S, R and B are read and updated seq_cst (the sender's
  * FAA(S) then load(R) against the receiver's FAA(R) then load(S) is a Dekker
@@ -1015,13 +1016,6 @@ static __attribute__((noinline)) int send_slow_from(handle *h, const void *item,
     return send_slow(h, item, wait, plain, s_raw, seg_taken(ch, &ch->sseg, from, CNT(s_raw)));
 }
 
-/*
- * A buffered send (see Fast paths): a blocking send, or any send on an
- * unbounded channel, past do_send's checks.  The common case, a cell that
- * lies in the segment the hint shows, is not a segment's first (which
- * reclaims), and is IN_BUFFER or EMPTY with room proven without a shared
- * read, is served here; any other cell goes to send_slow.
- */
 /* The rest of a buffered send in cell c (word st, room proven) once it is
  * known to need a call: an item of another size (item_copy), a peak to
  * note, a plain thread's read section to end. */
@@ -1043,6 +1037,13 @@ static __attribute__((noinline)) int send_buffered_in(handle *h, const void *ite
     return 0;
 }
 
+/*
+ * A buffered send (see Fast paths): a blocking send, or any send on an
+ * unbounded channel, past do_send's checks.  The common case, a cell that
+ * lies in the segment the hint shows, is not a segment's first (which
+ * reclaims), and is IN_BUFFER or EMPTY with room proven without a shared
+ * read, is served here; any other cell goes to send_slow.
+ */
 static __attribute__((noinline)) int send_buffered(handle *h, const void *item, bool wait, bool plain)
 {
     chan *ch = h->ch;
@@ -1245,10 +1246,6 @@ static __attribute__((noinline)) int recv_slow(handle *h, void *out, bool wait, 
     return rc;
 }
 
-/* A blocking receive from a buffered channel past do_recv's checks (see
- * Fast paths).  The common case, a cell in the hinted segment, not a
- * segment's first, and BUFFERED, is served here; any other cell goes to
- * recv_slow. */
 /* recv_slow for a fast path whose fast_cell took cell r outside its hinted
  * segment from (or a segment's first). */
 static __attribute__((noinline)) int recv_slow_from(handle *h, void *out, bool plain, uint64_t r,
@@ -1276,6 +1273,10 @@ static __attribute__((noinline)) int recv_buffered_in(handle *h, void *out, bool
     return 0;
 }
 
+/* A blocking receive from a buffered channel past do_recv's checks (see
+ * Fast paths).  The common case, a cell in the hinted segment, not a
+ * segment's first, and BUFFERED, is served here; any other cell goes to
+ * recv_slow. */
 static __attribute__((noinline)) int recv_buffered(handle *h, void *out, bool plain)
 {
     chan *ch = h->ch;
@@ -1289,7 +1290,7 @@ static __attribute__((noinline)) int recv_buffered(handle *h, void *out, bool pl
     /* As in recv_visit: only this receiver changes a BUFFERED cell. */
     item_copy_small(ch, out, item_at(ch, c));
     atomic_store_explicit(c, C_DONE, memory_order_release);
-    /* expand_buffer, its visit (rare: a sender took that cell) out of line */
+    /* expand_buffer, its visit (a sender took that cell) out of line */
     seg *from = NULL;
     uint64_t b = 0;
     bool expand = ch->bounded && eb_take(ch, h, &from, &b);

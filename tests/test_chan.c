@@ -2,6 +2,7 @@
  * inside tasks on 1, 2 and 4 workers and on plain pthreads.  Partners are
  * tasks when the test runs in a task and pthreads otherwise. */
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "blk.h"
@@ -989,3 +990,37 @@ Test(chan, tasks_woken_while_a_poller_waits_run_and_the_poller_resumes, .timeout
 {
     cr_assert_eq(run_on(1, polling_pinned, NULL), 0);
 }
+
+/* ---- item sizes: 4, 8 and 16 bytes take the fast paths' own copy, others
+ * their helpers (chan.c, Fast paths); every size comes out whole --------- */
+
+static int item_sizes(void *arg)
+{
+    (void)arg;
+    static const size_t sizes[] = {1, 3, 4, 8, 12, 16, 24, 100, 4096};
+    static const size_t caps[] = {1, 4, WEFT_UNBOUNDED};
+    unsigned char in[4096], out[4097];
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        for (size_t j = 0; j < sizeof caps / sizeof caps[0]; j++) {
+            size_t n = sizes[k];
+            weft_tx *tx;
+            weft_rx *rx;
+            cr_assert_eq(weft_chan_open(&tx, &rx, caps[j], n, NULL), 0);
+            for (int i = 0; i < 600; i++) { /* across segments (256 cells) */
+                for (size_t b = 0; b < n; b++) in[b] = (unsigned char)(i * 7 + b);
+                cr_assert_eq(weft_chan_send(tx, in), 0);
+                memset(out, 0xEE, n + 1);
+                cr_assert_eq(weft_chan_recv(rx, out), 0);
+                cr_assert_eq(memcmp(in, out, n), 0, "size %zu, item %d", n, i);
+                cr_assert_eq(out[n], 0xEE, "size %zu: nothing past the item", n);
+            }
+            struct weft_chan_stats st = stats(rx);
+            cr_assert_eq(st.used, 0);
+            cr_assert_eq(st.peak_used, 1);
+            weft_chan_tx_free(tx);
+            weft_chan_rx_free(rx);
+        }
+    }
+    return 0;
+}
+BOTH(items_of_every_size_come_out_whole, item_sizes, 20)

@@ -331,6 +331,27 @@ static inline void item_copy_small(const chan *ch, void *dst, const void *src)
         memcpy(dst, src, 16);
 }
 
+/* Puts item into cell c (word st, with room: IN_BUFFER, or EMPTY with the
+ * buffer end past it or its receiver coming): copy, then BUFFERED.  False
+ * when the cell changed meanwhile (the caller looks again). */
+static inline bool cell_put(chan *ch, _Atomic uintptr_t *c, uintptr_t st, const void *item)
+{
+    item_copy(ch, item_at(ch, c), item);
+    /* release: the item before BUFFERED. */
+    return atomic_compare_exchange_strong_explicit(c, &st, C_BUFFERED, memory_order_acq_rel,
+                                                   memory_order_relaxed);
+}
+
+/* Takes the item of BUFFERED cell c into out: only the cell's receiver
+ * ever changes it from BUFFERED (the drain of a closing receive side is
+ * such a receiver; a buffer end, a closer or a stats scan only reads it),
+ * so a plain store of DONE ends it, no CAS. */
+static inline void cell_take(chan *ch, _Atomic uintptr_t *c, void *out)
+{
+    item_copy(ch, out, item_at(ch, c));
+    atomic_store_explicit(c, C_DONE, memory_order_release);
+}
+
 /* Whether ending a read section calls anything: on a plain thread, and
  * always under ThreadSanitizer (rcu.h). */
 #ifdef WEFT_TSAN
@@ -932,10 +953,7 @@ static int send_visit(chan *ch, op *o, uint64_t s_raw, seg *sg, const void *item
             bool room = !fail && (st == C_IN_BUFFER || ch->unbounded || send_room(ch, o->h, s));
             if (!fail && !room) fail = refuse;
             if (!fail && room) {
-                item_copy(ch, item_at(ch, c), item);
-                /* release: the item before BUFFERED. */
-                if (atomic_compare_exchange_strong_explicit(c, &st, C_BUFFERED, memory_order_acq_rel,
-                                                            memory_order_relaxed)) {
+                if (cell_put(ch, c, st, item)) {
                     o->buffered = true;
                     peak_note(ch, s, R_UNREAD);
                     return 0;
@@ -1024,13 +1042,7 @@ static __attribute__((noinline)) int send_buffered_in(handle *h, const void *ite
                                                       uint64_t s, seg *sg, bool copied)
 {
     chan *ch = h->ch;
-    if (!copied) {
-        item_copy(ch, item_at(ch, c), item);
-        /* release: the item before BUFFERED. */
-        if (!atomic_compare_exchange_strong_explicit(c, &st, C_BUFFERED, memory_order_acq_rel,
-                                                     memory_order_relaxed))
-            return send_slow(h, item, wait, plain, s, sg);
-    }
+    if (!copied && !cell_put(ch, c, st, item)) return send_slow(h, item, wait, plain, s, sg);
     if (!ch->bounded || atomic_load_explicit(&ch->peak, memory_order_relaxed) < ch->cap)
         peak_note(ch, s, R_UNREAD);
     weft__rcu_read_end(plain);
@@ -1106,10 +1118,7 @@ static __attribute__((noinline)) int send_rendezvous(handle *h, const void *item
         } else {
             /* Its receiver took the cell and is on its way (a poller, see
              * Polling): leave the item there, as send_visit does. */
-            item_copy(ch, item_at(ch, c), item);
-            /* release: the item before BUFFERED. */
-            if (atomic_compare_exchange_strong_explicit(c, &st, C_BUFFERED, memory_order_acq_rel,
-                                                        memory_order_relaxed)) {
+            if (cell_put(ch, c, st, item)) {
                 weft__rcu_read_end(plain);
                 return 0;
             }
@@ -1185,12 +1194,7 @@ static int recv_visit(chan *ch, op *o, uint64_t r, seg *sg, void *out)
             return rc;
         }
         if (st == C_BUFFERED) {
-            /* Only the receiver of a cell ever changes it from BUFFERED (the
-             * drain of a closing receive side is such a receiver; a buffer
-             * end, a closer or a stats scan only reads it): a plain store
-             * ends it, no CAS. */
-            item_copy(ch, out, item_at(ch, c));
-            atomic_store_explicit(c, C_DONE, memory_order_release);
+            cell_take(ch, c, out);
             o->buffered = true;
             expand_buffer(ch, o->h);
             return 0;
@@ -1264,8 +1268,7 @@ static __attribute__((noinline)) int recv_buffered_in(handle *h, void *out, bool
 {
     chan *ch = h->ch;
     if (!copied) {
-        item_copy(ch, out, item_at(ch, c));
-        atomic_store_explicit(c, C_DONE, memory_order_release);
+        cell_take(ch, c, out);
         expand = ch->bounded && eb_take(ch, h, &from, &b);
     }
     if (expand) expand_visit(ch, h, from, b);
@@ -1287,7 +1290,8 @@ static __attribute__((noinline)) int recv_buffered(handle *h, void *out, bool pl
     if (atomic_load_explicit(c, memory_order_acquire) != C_BUFFERED)
         return recv_slow(h, out, true, plain, r, sg);
     if (!item_small(ch)) return recv_buffered_in(h, out, plain, c, false, false, NULL, 0);
-    /* As in recv_visit: only this receiver changes a BUFFERED cell. */
+    /* cell_take, with the small copy: only this receiver changes a
+     * BUFFERED cell. */
     item_copy_small(ch, out, item_at(ch, c));
     atomic_store_explicit(c, C_DONE, memory_order_release);
     /* expand_buffer, its visit (a sender took that cell) out of line */
@@ -1328,9 +1332,7 @@ static __attribute__((noinline)) int recv_rendezvous(handle *h, void *out, bool 
             if (poll_next_task()) {
                 st = atomic_load_explicit(c, memory_order_acquire);
                 if (st == C_BUFFERED) {
-                    /* ours alone (see Exactly once): copy, then DONE */
-                    item_copy(ch, out, item_at(ch, c));
-                    atomic_store_explicit(c, C_DONE, memory_order_release);
+                    cell_take(ch, c, out);
                     weft__rcu_read_end(plain);
                     return 0;
                 }

@@ -83,9 +83,9 @@ typedef struct weft__worker {
     uint64_t pat_since, pat_read_at, pat_look_at;
     unsigned pat_decisions;
     bool pat_waiting;            /* the last search waited on a marked entry */
-    bool pat_busy_over;          /* the last patience ended by the busy rule */
     /* Adaptive patience for busy victims (worker.c, Stealing): the current
-     * wait, and when the last steal it allowed happened (0: none pending). */
+     * wait (set when the worker starts), and when the last steal it allowed
+     * happened (0: none pending). */
     uint64_t pat_busy_ns, busy_stole_at;
     /* Deque entries taken in one batch (worker.c, deque_next), oldest first;
      * they lie just above bottom index held_at; owner only. */

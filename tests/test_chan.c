@@ -853,9 +853,19 @@ static int poll_receive(struct poll_ctx *c, int *got)
  * poll, a plain block, on the way. */
 #define POLL_TRIES 3
 
-/* Returns whether the receiver polled. */
-static bool polling_receiver_once(void)
+/* Runs once(arg) until it reports that the poll happened, at most
+ * POLL_TRIES times; whether it did. */
+static bool until_polled(bool (*once)(bool), bool arg)
 {
+    for (int i = 0; i < POLL_TRIES; i++)
+        if (once(arg)) return true;
+    return false;
+}
+
+/* Returns whether the receiver polled. */
+static bool polling_receiver_once(bool unused)
+{
+    (void)unused;
     struct poll_ctx c = {0};
     poll_open(&c.go_tx, &c.go_rx);
     poll_open(&c.c_tx, &c.c_rx);
@@ -878,9 +888,8 @@ static bool polling_receiver_once(void)
 static int polling_receiver(void *arg)
 {
     (void)arg;
-    bool polled = false;
-    for (int i = 0; i < POLL_TRIES && !polled; i++) polled = polling_receiver_once();
-    cr_assert(polled, "the receiver let its partner run before it blocked");
+    cr_assert(until_polled(polling_receiver_once, false),
+              "the receiver let its partner run before it blocked");
     return 0;
 }
 Test(chan, a_rendezvous_receive_lets_the_task_it_woke_run_before_it_blocks, .timeout = 10)
@@ -931,11 +940,8 @@ static bool polling_cancelled_once(bool send)
 static int polling_cancelled(void *arg)
 {
     (void)arg;
-    for (int send = 1; send >= 0; send--) {
-        bool polled = false;
-        for (int i = 0; i < POLL_TRIES && !polled; i++) polled = polling_cancelled_once(send);
-        cr_assert(polled);
-    }
+    cr_assert(until_polled(polling_cancelled_once, true));
+    cr_assert(until_polled(polling_cancelled_once, false));
     return 0;
 }
 Test(chan, a_receiver_cancelled_while_it_polls_returns_an_item_sent_meanwhile_or_ECANCELED,
@@ -948,8 +954,9 @@ Test(chan, a_receiver_cancelled_while_it_polls_returns_an_item_sent_meanwhile_or
  * (they go to the deque, the poller stays) and exits with a joiner parked
  * on it (kept for after its switch): everything runs, the poller resumes
  * with its item. */
-static bool polling_pinned_once(void)
+static bool polling_pinned_once(bool unused)
 {
+    (void)unused;
     struct poll_ctx c = {0};
     poll_open(&c.go_tx, &c.go_rx);
     poll_open(&c.c_tx, &c.c_rx);
@@ -981,9 +988,7 @@ static bool polling_pinned_once(void)
 static int polling_pinned(void *arg)
 {
     (void)arg;
-    bool polled = false;
-    for (int i = 0; i < POLL_TRIES && !polled; i++) polled = polling_pinned_once();
-    cr_assert(polled);
+    cr_assert(until_polled(polling_pinned_once, false));
     return 0;
 }
 Test(chan, tasks_woken_while_a_poller_waits_run_and_the_poller_resumes, .timeout = 10)

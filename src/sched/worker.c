@@ -407,6 +407,20 @@ static inline void *deque_next(weft__worker *w)
     return weft__dq_take(q);
 }
 
+/* Whether the next slot goes before the deque: unless it has had NEXT_MAX
+ * runs in a row while the deque (or a held batch) waits. */
+static inline bool next_slot_turn(weft__worker *w)
+{
+    return w->next_streak < NEXT_MAX || (weft__dq_size_owner(&w->dq) <= 0 && !w->nheld);
+}
+
+/* Empties the next slot (its task is about to run), unpinning it. */
+static inline void take_next(weft__worker *w)
+{
+    w->next = NULL;
+    w->next_pinned = false;
+}
+
 /* Fast local choice: next slot, deque, yield queue (plus the fairness tick). */
 static weft_task *local_next(weft__worker *w)
 {
@@ -424,10 +438,8 @@ static weft_task *local_next(weft__worker *w)
             return t;
         }
     }
-    if ((t = w->next) &&
-        (w->next_streak < NEXT_MAX || (weft__dq_size_owner(&w->dq) <= 0 && !w->nheld))) {
-        w->next = NULL;
-        w->next_pinned = false;
+    if ((t = w->next) && next_slot_turn(w)) {
+        take_next(w);
         w->next_streak++;
         return t;
     }
@@ -445,8 +457,7 @@ static weft_task *local_next(weft__worker *w)
         return t;
     }
     if ((t = w->next)) {
-        w->next = NULL;
-        w->next_pinned = false;
+        take_next(w);
         return t;
     }
     return yq_pop(w);
@@ -488,15 +499,12 @@ bool weft__task_poll_next(weft__worker *w, weft_task *self)
     /* The fairness of local_next: the tick's turn for the injector and the
      * yield queue, and the deque's turn after NEXT_MAX next-slot runs, are
      * left to a real block, which chooses through local_next. */
-    if (!n || w->tick + 1 >= FAIR_TICK ||
-        (w->next_streak >= NEXT_MAX && (weft__dq_size_owner(&w->dq) > 0 || w->nheld)))
-        return false;
+    if (!n || w->tick + 1 >= FAIR_TICK || !next_slot_turn(w)) return false;
     stack_check_at(self, __builtin_frame_address(0));
     w->tick++;
     count_decision(w);
     w->next_streak++;
-    w->next = NULL;
-    w->next_pinned = false;
+    take_next(w);
     w->prev = self;
     w->prev_action = WEFT__SW_POLL;
     w->current = n;
@@ -645,27 +653,34 @@ void weft__timers_run(weft__worker *w, uint64_t now)
 
 /* --- finding work, spinning, parking ------------------------------------ */
 
+/* How a thief's wait for a marked entry stands (patience_over). */
+enum {
+    PAT_WAIT,     /* not yet */
+    PAT_OVER,     /* over: take it */
+    PAT_OVER_RAN, /* over by w's adaptive busy patience: take it, judge it later */
+};
+
 /* Whether this thief has waited long enough for the marked entry seen at
  * index seen_top of v's deque (see Stealing).  The first sight starts the
  * wait; every STEAL_PATIENCE_NS it reads v's decision count, and a count
  * that did not move (v ran one task all that time) ends the wait, as does
  * the busy patience in all: STEAL_PATIENCE_BUSY_NS, or w's adaptive one
- * when the entry's task ran before (ran; then w->pat_busy_over says the
- * busy rule ended it, for judge_busy_steal).  While it waits, the thief's
+ * when the entry's task ran before (ran; PAT_OVER_RAN then tells the caller
+ * to have judge_busy_steal judge the steal).  While it waits, the thief's
  * next look at v is STEAL_LOOK_NS away (w->pat_look_at) and
  * w->pat_waiting is set. */
-static bool patience_over(weft__worker *w, const weft__worker *v, int64_t seen_top, bool ran,
-                          uint64_t now)
+static int patience_over(weft__worker *w, const weft__worker *v, int64_t seen_top, bool ran,
+                         uint64_t now)
 {
-    uint64_t busy = ran && w->pat_busy_ns ? w->pat_busy_ns : STEAL_PATIENCE_BUSY_NS;
+    int over = PAT_OVER;
     if (w->pat_victim != v || w->pat_top != seen_top) {
         w->pat_victim = v;
         w->pat_top = seen_top;
         w->pat_since = now;
         w->pat_read_at = now;
         w->pat_decisions = atomic_load_explicit(&v->decisions, memory_order_relaxed);
-    } else if (now - w->pat_since >= busy) {
-        w->pat_busy_over = ran;
+    } else if (now - w->pat_since >= (ran ? w->pat_busy_ns : STEAL_PATIENCE_BUSY_NS)) {
+        if (ran) over = PAT_OVER_RAN;
         goto over;
     } else if (now - w->pat_read_at >= STEAL_PATIENCE_NS) {
         unsigned d = atomic_load_explicit(&v->decisions, memory_order_relaxed);
@@ -675,10 +690,10 @@ static bool patience_over(weft__worker *w, const weft__worker *v, int64_t seen_t
     }
     w->pat_look_at = now + STEAL_LOOK_NS;
     w->pat_waiting = true;
-    return false;
+    return PAT_WAIT;
 over:
     w->pat_look_at = 0;
-    return true;
+    return over;
 }
 
 /* Called when w runs out of local work: judges the busy-rule steal that
@@ -689,7 +704,7 @@ over:
 static void judge_busy_steal(weft__worker *w)
 {
     if (!w->busy_stole_at) return;
-    uint64_t pat = w->pat_busy_ns ? w->pat_busy_ns : STEAL_PATIENCE_BUSY_NS;
+    uint64_t pat = w->pat_busy_ns;
     if (weft__now() - w->busy_stole_at >= pat)
         pat = pat / 2 < STEAL_PATIENCE_BUSY_NS ? STEAL_PATIENCE_BUSY_NS : pat / 2;
     else
@@ -715,16 +730,17 @@ static weft_task *steal(weft__worker *w)
         int64_t size = weft__dq_size(&v->dq);
         if (size <= 0) continue;
         weft_task *first = NULL;
-        bool take_marked = false;
+        bool take_marked = false, judge = false;
         /* Half the tasks; a lost race counts as a try, so it ends. */
         for (int64_t tries = (size + 1) / 2; tries > 0; tries--) {
             int64_t seen_top = 0;
             void *seen = NULL;
             void *x = weft__dq_steal_if(&v->dq, take_marked, &seen_top, &seen);
             if (x == WEFT__DQ_MARKED) {
-                w->pat_busy_over = false;
-                if (first || !patience_over(w, v, seen_top, (uintptr_t)seen & MARK_RAN, now))
-                    break;
+                if (first) break;
+                int why = patience_over(w, v, seen_top, (uintptr_t)seen & MARK_RAN, now);
+                if (why == PAT_WAIT) break;
+                judge = why == PAT_OVER_RAN;
                 take_marked = true; /* this one and any marked after it */
                 x = weft__dq_steal_if(&v->dq, take_marked, &seen_top, NULL);
             }
@@ -736,7 +752,7 @@ static weft_task *steal(weft__worker *w)
                 push_local(w, dq_task(x));
         }
         if (first) {
-            if (take_marked && w->pat_busy_over) w->busy_stole_at = now;
+            if (judge) w->busy_stole_at = now;
             return first;
         }
     }
@@ -860,6 +876,7 @@ static weft_task *find_work(weft__worker *w)
 
 void weft__worker_loop(weft__worker *w)
 {
+    w->pat_busy_ns = STEAL_PATIENCE_BUSY_NS;
     weft__rcu_worker_start();
     weft__tls_worker = w;
     for (;;) {

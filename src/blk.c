@@ -11,8 +11,9 @@
  *
  * Shape.  BLK_CLASSES size classes per thread, each claimed by the first
  * size freed into it while it is empty, BLK_DEPTH blocks each, blocks of at
- * most BLK_MAX bytes; anything else goes to the allocator.  So a thread holds
- * at most BLK_CLASSES * BLK_DEPTH * BLK_MAX bytes (256 KiB) it does not use.
+ * most BLK_MAX bytes (any channel segment); anything else goes to the
+ * allocator.  So a thread holds at most BLK_CLASSES * BLK_DEPTH * BLK_MAX
+ * bytes (1 MiB; 64 KiB a class of the commonest segment) it does not use.
  * A block freed on another thread than the one that allocated it simply
  * joins the freeing thread's cache (tasks move between workers; liburcu's
  * call_rcu thread frees retired segments).
@@ -73,7 +74,11 @@ size_t weft__blk_depot_blocks(size_t size)
 
 #define BLK_CLASSES 4
 #define BLK_DEPTH 16
-#define BLK_MAX 4096
+/* Every channel segment fits: at most 16 KiB of cells (chan.c, open) and
+ * its header line.  (At 4096 the commonest one did not: 256 cells of 16
+ * bytes and a header are 4160 bytes, so a channel of 8-byte items with a
+ * large capacity took every segment from glibc and gave it back there.) */
+#define BLK_MAX (16384 + 64)
 
 typedef struct blk_class {
     size_t size; /* 0: unclaimed */

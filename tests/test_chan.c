@@ -696,6 +696,38 @@ Test(chan, blocks_freed_on_one_thread_are_reused_on_another, .timeout = 10)
     }
 }
 
+/* Header line plus cells: 32 of 16 bytes, 256 of 16 (8-byte items, large
+ * capacity), 256 of 32, and the largest, 16 KiB of cells. */
+static const size_t seg_sizes[] = {64 + 32 * 16, 64 + 256 * 16, 64 + 256 * 32, 64 + 16384};
+
+static void *segment_blocks_cycle(void *arg)
+{
+    size_t *given = arg;
+    for (int i = 0; i < 4; i++) {
+        size_t before = weft__blk_depot_blocks(seg_sizes[i]);
+        void *b[2 * 16];
+        for (int k = 0; k < 32; k++) cr_assert_not_null(b[k] = weft__blk_alloc(seg_sizes[i]));
+        for (int k = 0; k < 32; k++) weft__blk_free(b[k], seg_sizes[i]);
+        given[i] = weft__blk_depot_blocks(seg_sizes[i]) - before;
+    }
+    return NULL;
+}
+
+Test(chan, freed_blocks_of_every_segment_size_are_cached, .timeout = 10)
+{
+#ifdef WEFT_ASAN
+    cr_skip_test("the block caches are off under AddressSanitizer");
+#endif
+    size_t given[4];
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, segment_blocks_cycle, given), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    /* 32 freed: 16 stay in the thread's cache, the rest reach the depot
+     * (a size the caches refused would have gone to free()). */
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(given[i], 16, "%zu-byte blocks: %zu reached the depot", seg_sizes[i], given[i]);
+}
+
 /* ---- many producers and consumers: exactly once ------------------------------ */
 
 #define MP_ITEMS 20000

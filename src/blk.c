@@ -15,14 +15,15 @@
  * allocator.  So a thread holds at most BLK_CLASSES * BLK_DEPTH * BLK_MAX
  * bytes (1 MiB; 64 KiB a class of the commonest segment) it does not use.
  * A block freed on another thread than the one that allocated it simply
- * joins the freeing thread's cache (tasks move between workers; liburcu's
- * call_rcu thread frees retired segments).
+ * joins the freeing thread's cache (tasks move between workers; the
+ * reclaimer thread, rcu.c, frees retired segments).
  *
  * Depot.  Blocks often die on another thread than the one that wants the
- * next: liburcu's call_rcu thread frees every retired segment, while the
- * workers allocate them.  Alone, the per-thread caches sent the call_rcu
- * thread's overflow to free() and the workers' misses to aligned_alloc(),
- * into the same glibc arena, whose lock the two then fought over (futex
+ * next: the reclaimer thread (rcu.c; liburcu's call_rcu thread before it)
+ * frees every retired segment, while the workers allocate them.  Alone,
+ * the per-thread caches sent the freeing thread's overflow to free() and
+ * the workers' misses to aligned_alloc(), into the same glibc arena, whose
+ * lock the two then fought over (futex
  * wake-ups were 4% of a rendezvous ping-pong on one worker, malloc another
  * 8%).  So a thread whose class is full moves half of it, BLK_DEPTH / 2
  * blocks chained through their first word, to a global depot under one

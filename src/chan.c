@@ -431,7 +431,7 @@ static inline seg *seg_at(chan *ch, _Atomic(seg *) *hint, seg *from, uint64_t i)
 
 /* A grace period after its unlink: every visitor of the segment has left
  * its read section, and with it every canceller access to its cells (see
- * Memory).  On liburcu's call_rcu thread. */
+ * Memory).  On the reclaimer thread (rcu.c). */
 static void seg_retired(struct rcu_head *h)
 {
     weft__rcu_grace_passed();

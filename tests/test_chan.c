@@ -3,6 +3,7 @@
  * tasks when the test runs in a task and pthreads otherwise. */
 #include <errno.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "blk.h"
@@ -649,6 +650,53 @@ static int segments_reclaimed(void *arg)
     return 0;
 }
 BOTH(retired_segments_are_freed, segments_reclaimed, 30)
+
+static void *raw_stream_sender(void *arg)
+{
+    for (int i = 0; i < STREAM_ITEMS; i++)
+        if (weft_chan_send(arg, &i) != 0) return arg;
+    return NULL;
+}
+
+/* segments_reclaimed for a fork's child: no Criterion there; 0 if every
+ * retired segment was freed within 10 s. */
+static int child_stream(void)
+{
+    size_t before = weft__chan_segments_live();
+    weft_tx *tx;
+    weft_rx *rx;
+    pthread_t th;
+    if (weft_chan_open(&tx, &rx, WEFT_UNBOUNDED, sizeof(int), NULL) != 0 ||
+        pthread_create(&th, NULL, raw_stream_sender, tx) != 0)
+        return 1;
+    for (int i = 0; i < STREAM_ITEMS; i++) {
+        int x;
+        if (weft_chan_recv(rx, &x) != 0 || x != i) return 2;
+    }
+    void *failed;
+    if (pthread_join(th, &failed) != 0 || failed) return 3;
+    for (int ms = 0; weft__chan_segments_live() > before + 4; ms++) {
+        if (ms == 10000) return 4;
+        usleep(1000);
+    }
+    weft_chan_tx_free(tx);
+    weft_chan_rx_free(rx);
+    return 0;
+}
+
+/* The parent's stream starts its reclaimer thread, which the child of a
+ * fork does not have: the child's own retirements must start another. */
+Test(chan, a_forked_child_frees_its_retired_segments_too, .timeout = 30)
+{
+    cr_assert_eq(run_on_pthread(segments_reclaimed, NULL), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) _exit(child_stream());
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "the child ended by signal %d", WTERMSIG(status));
+    cr_assert_eq(WEXITSTATUS(status), 0, "the child failed at step %d", WEXITSTATUS(status));
+}
 
 /* ---- block caches: what one thread frees another reuses (blk.c) ----------- */
 

@@ -16,9 +16,10 @@
  * resumes there, and the worker reports no quiescent state meanwhile), so
  * the moments between tasks are quiescent unless a poller waits: the worker
  * reports one every FAIR_TICK scheduling decisions (worker.c,
- * weft__after_switch; skipped while a poller waits), before it spins, and
- * is offline while it sleeps on its futex.  A read section in a task therefore
- * costs nothing but the load of weft__rcu_mode.  This is the design the
+ * weft__after_switch; skipped while a poller waits), before it spins and at
+ * each look while it spins, and is offline while it sleeps on its futex.
+ * A read section in a task therefore costs nothing but the load of
+ * weft__rcu_mode.  This is the design the
  * architecture suggested ("every worker passes a quiescent state between
  * tasks"); measured on chan_spsc it removed about 40% of the time that
  * liburcu-bp's per-call read lock (a call, a __tls_get_addr and a barrier on

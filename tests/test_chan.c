@@ -651,6 +651,39 @@ static int segments_reclaimed(void *arg)
 }
 BOTH(retired_segments_are_freed, segments_reclaimed, 30)
 
+/* A worker out of work that spins reports quiescent states as it looks:
+ * grace periods, and so reclamation, do not wait until it parks.  Here a
+ * plain pthread streams while the pool idles: one worker spins (for a
+ * minute, unless work comes), the other parks, as one spinner is the limit,
+ * and wakes at the root's naps. */
+static _Atomic bool stream_done;
+static void *stream_on_thread(void *arg)
+{
+    (void)arg;
+    segments_reclaimed(NULL);
+    atomic_store(&stream_done, true);
+    return NULL;
+}
+static int stream_beside_the_pool(void *arg)
+{
+    (void)arg;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, stream_on_thread, NULL), 0);
+    while (!atomic_load(&stream_done)) weft_sleep(1000000);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    return 0;
+}
+Test(chan, a_spinning_worker_does_not_hold_up_reclamation, .timeout = 20)
+{
+    weft_options o;
+    weft_options_init(&o);
+    o.workers = 2;
+    o.spin_ns = 60ull * 1000000000u;
+    int status = -1;
+    cr_assert_eq(weft_run(&o, stream_beside_the_pool, NULL, &status), 0);
+    cr_assert_eq(status, 0);
+}
+
 static void *raw_stream_sender(void *arg)
 {
     for (int i = 0; i < STREAM_ITEMS; i++)

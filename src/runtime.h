@@ -328,11 +328,16 @@ void weft__worker_loop(weft__worker *w);
 uint64_t weft__live_tasks(weft_runtime *rt);
 /* Whether the task (or thread) running on worker w (w = weft__worker_self(),
  * NULL off the pool) is cancelled.  Inline (every channel and lock call
- * asks): the task's own context is one load away from the worker. */
+ * asks): the task's own context is one load away from the worker, and its
+ * runtime is the worker's (a task runs only on its runtime's workers), so
+ * the shutdown flag is two loads away, beside the chain to the task's
+ * innermost node rather than at the end of it. */
 static inline bool weft__cancelled_from(weft__worker *w)
 {
     weft_task *t = w ? w->current : NULL;
-    return weft__cctx_cancelled(t ? &t->cctx : weft__cctx_thread());
+    if (WEFT_UNLIKELY(!t)) return weft__cctx_cancelled(weft__cctx_thread());
+    if (atomic_load_explicit(&w->rt->cancelled, memory_order_acquire)) return true;
+    return atomic_load_explicit(&weft__cctx_inner(&t->cctx)->flags, memory_order_acquire) & WEFT__N_EFF;
 }
 /* Whether the calling task (or thread) is cancelled: checkpoints ask this. */
 static inline bool weft__cancelled(void)

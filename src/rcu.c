@@ -55,9 +55,14 @@
  * the workers a few quiescent-state reports they make anyway and, when the
  * reclaimer sleeps in the wait, a futex wake.  If the thread cannot be
  * started, retirements go to call_rcu.
- * A fork waits for the reclaimer's current batch (liburcu's grace-period
- * locks are then free), and the child starts a reclaimer of its own for
- * what it inherited.
+ * A fork's child starts a reclaimer of its own for what it inherited
+ * (liburcu's call_rcu thread needs the application to call its fork hooks,
+ * or the child frees nothing).  Like those hooks' absence, a fork that lands
+ * while the reclaimer waits out a grace period leaves liburcu's grace-period
+ * and registry locks held in the child, whose channels then free nothing
+ * and whose new threads cannot register: a child that goes on using
+ * channels, rather than exec'ing, should be forked while no channel is busy
+ * (the reclaimer is then asleep).
  *
  * Memory order.  liburcu's online, offline and quiescent-state calls carry
  * the full barriers that order a reader's accesses before the grace period
@@ -151,8 +156,6 @@ enum { RECLAIM_NONE, RECLAIM_STARTING, RECLAIM_RUNNING, RECLAIM_FAILED };
 static _Atomic int reclaim_state;
 static _Atomic(struct rcu_head *) reclaim_stack; /* linked through next.next */
 static _Atomic uint32_t reclaim_asleep;          /* futex: 1 while it waits for work */
-/* Held by the reclaimer around each batch, and by fork across the fork. */
-static pthread_mutex_t reclaim_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void *reclaimer(void *arg)
 {
@@ -167,43 +170,31 @@ static void *reclaimer(void *arg)
             atomic_store_explicit(&reclaim_asleep, 0, memory_order_relaxed);
             continue;
         }
-        WEFT_CHECK(pthread_mutex_lock(&reclaim_lock));
         urcu_qsbr_synchronize_rcu();
         while (h) {
             struct rcu_head *next = (struct rcu_head *)h->next.next;
             h->func(h);
             h = next;
         }
-        WEFT_CHECK(pthread_mutex_unlock(&reclaim_lock));
         struct timespec period = {0, RECLAIM_PERIOD_NS};
         nanosleep(&period, NULL);
     }
     return NULL;
 }
 
-/* Fork waits for the reclaimer's batch, so the child inherits no lock of
- * liburcu's held by a thread it does not have.  The child has no
- * reclaimer: its next retirement starts one, for the inherited stack too. */
-static void reclaim_fork_prepare(void)
-{
-    WEFT_CHECK(pthread_mutex_lock(&reclaim_lock));
-}
-
-static void reclaim_fork_parent(void)
-{
-    WEFT_CHECK(pthread_mutex_unlock(&reclaim_lock));
-}
-
+/* A fork's child has no reclaimer: its next retirement starts one, for the
+ * inherited stack too.  (No prepare handler waits for the reclaimer's
+ * batch: its grace period may be waiting for the very worker whose task
+ * forks, and a worker cannot go offline while a poller is pinned.) */
 static void reclaim_fork_child(void)
 {
-    WEFT_CHECK(pthread_mutex_unlock(&reclaim_lock));
     atomic_store_explicit(&reclaim_asleep, 0, memory_order_relaxed);
     atomic_store_explicit(&reclaim_state, RECLAIM_NONE, memory_order_relaxed);
 }
 
 static void reclaim_atfork(void)
 {
-    WEFT_CHECK(pthread_atfork(reclaim_fork_prepare, reclaim_fork_parent, reclaim_fork_child));
+    WEFT_CHECK(pthread_atfork(NULL, NULL, reclaim_fork_child));
 }
 
 /* Starts the reclaimer, or waits for the retirement that is starting it;

@@ -731,6 +731,40 @@ Test(chan, a_forked_child_frees_its_retired_segments_too, .timeout = 30)
     cr_assert_eq(WEXITSTATUS(status), 0, "the child failed at step %d", WEXITSTATUS(status));
 }
 
+/* A task that forks while the reclaimer waits out a grace period for the
+ * task's own worker: nothing at fork may wait for that grace period (the
+ * worker reports no quiescent state until the task switches).  The task
+ * streams, so segments are retired, then runs 5 ms without switching, so
+ * the reclaimer is waiting for it, then forks. */
+static int fork_while_a_grace_period_waits(void *arg)
+{
+    (void)arg;
+    weft_tx *tx;
+    weft_rx *rx;
+    cr_assert_eq(weft_chan_open(&tx, &rx, WEFT_UNBOUNDED, sizeof(int), NULL), 0);
+    for (int i = 0; i < 4096; i++) cr_assert_eq(weft_chan_send(tx, &i), 0);
+    for (int i = 0; i < 4096; i++) {
+        int x;
+        cr_assert_eq(weft_chan_recv(rx, &x), 0);
+    }
+    uint64_t until = weft_now() + 5000000;
+    while (weft_now() < until) {
+    }
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) _exit(0);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    weft_chan_tx_free(tx);
+    weft_chan_rx_free(rx);
+    return 0;
+}
+Test(chan, a_task_may_fork_while_a_grace_period_waits_for_its_worker, .timeout = 20)
+{
+    cr_assert_eq(run_on(1, fork_while_a_grace_period_waits, NULL), 0);
+}
+
 /* ---- block caches: what one thread frees another reuses (blk.c) ----------- */
 
 #define DEPOT_SIZE 1984 /* a size no channel here uses */

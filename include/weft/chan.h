@@ -33,6 +33,12 @@
  * do so before its first channel call and be online during every channel
  * call (weft then leaves its registration alone).  A task that runs for a
  * long time without a checkpoint or switch delays those frees (never a call).
+ * The frees run on a thread of weft's own ("weft-reclaim", started by the
+ * first one, with every signal blocked), once a millisecond while channels
+ * retire memory.  A forked child that goes on using channels (rather than
+ * exec'ing) should be forked while no channel is busy: a fork that lands
+ * in that thread's wait for a grace period leaves liburcu's locks held in
+ * the child.
  */
 #ifndef WEFT_CHAN_H
 #define WEFT_CHAN_H

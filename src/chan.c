@@ -1144,9 +1144,12 @@ static inline int do_send(weft_tx *tx, const void *item, bool wait)
     if (!tx || !item) return EINVAL;
     handle *h = &tx->h;
     if (atomic_load_explicit(&h->closed, memory_order_acquire)) return EBADF;
-    if (wait && weft__cancelled()) return ECANCELED;
+    weft__worker *w = weft__worker_self();
+    if (wait && weft__cancelled_from(w)) return ECANCELED;
     chan *ch = h->ch;
-    bool plain = weft__rcu_read_begin();
+    /* On a worker the read section is free (rcu.h): no second look at
+     * thread-local state for it. */
+    bool plain = w ? false : weft__rcu_read_begin();
     if (ch->cap && (wait || ch->unbounded)) return send_buffered(h, item, wait, plain);
     if (wait && !ch->cap) return send_rendezvous(h, item, plain);
     return send_slow(h, item, wait, plain, 0, NULL);
@@ -1364,8 +1367,9 @@ static inline int do_recv(weft_rx *rx, void *out, bool wait)
     if (!rx || !out) return EINVAL;
     handle *h = &rx->h;
     if (atomic_load_explicit(&h->closed, memory_order_acquire)) return EBADF;
-    if (wait && weft__cancelled()) return ECANCELED;
-    bool plain = weft__rcu_read_begin();
+    weft__worker *w = weft__worker_self();
+    if (wait && weft__cancelled_from(w)) return ECANCELED;
+    bool plain = w ? false : weft__rcu_read_begin(); /* as in do_send */
     if (wait) return h->ch->cap ? recv_buffered(h, out, plain) : recv_rendezvous(h, out, plain);
     return recv_slow(h, out, wait, plain, 0, NULL);
 }

@@ -139,6 +139,48 @@ static int buffered_fifo(void *arg)
 }
 BOTH(buffered_items_come_out_fifo, buffered_fifo, 5)
 
+/* The peak over sends through several handles, one of them freed since:
+ * each send handle keeps the peak its sends saw, a freed one hands it to
+ * the channel (chan.c, Stats). */
+static int peak_over_handles(void *arg)
+{
+    size_t cap = *(size_t *)arg;
+    weft_tx *tx, *a, *b;
+    weft_rx *rx;
+    cr_assert_eq(weft_chan_open(&tx, &rx, cap, sizeof(int), NULL), 0);
+    cr_assert_eq(weft_chan_tx_clone(tx, &a), 0);
+    cr_assert_eq(weft_chan_tx_clone(tx, &b), 0);
+    int x = 0;
+    for (int i = 0; i < 4; i++) cr_assert_eq(weft_chan_send(a, &i), 0);
+    for (int i = 0; i < 4; i++) cr_assert_eq(weft_chan_recv(rx, &x), 0);
+    for (int i = 0; i < 2; i++) cr_assert_eq(weft_chan_send(b, &i), 0);
+    struct weft_chan_stats st = stats(rx);
+    cr_assert_eq(st.used, 2);
+    cr_assert_eq(st.peak_used, 4, "the peak a's sends saw");
+    weft_chan_tx_free(a);
+    cr_assert_eq(stats(rx).peak_used, 4, "a's peak outlives a");
+    for (int i = 0; i < 3; i++) cr_assert_eq(weft_chan_send(b, &i), 0);
+    cr_assert_eq(stats(rx).peak_used, 5, "b's sends saw 5");
+    weft_chan_tx_free(b);
+    cr_assert_eq(weft_chan_send(tx, &x), 0);
+    st = stats(rx);
+    cr_assert_eq(st.used, 6);
+    cr_assert_eq(st.peak_used, 6);
+    for (int i = 0; i < 6; i++) cr_assert_eq(weft_chan_recv(rx, &x), 0);
+    weft_chan_tx_free(tx);
+    cr_assert_eq(stats(rx).peak_used, 6);
+    weft_chan_rx_free(rx);
+    return 0;
+}
+static int peak_over_handles_both(void *arg)
+{
+    (void)arg;
+    size_t caps[] = {16, WEFT_UNBOUNDED};
+    for (int k = 0; k < 2; k++) cr_assert_eq(peak_over_handles(&caps[k]), 0);
+    return 0;
+}
+BOTH(the_peak_counts_every_send_handle_open_or_freed, peak_over_handles_both, 5)
+
 static int unbounded(void *arg)
 {
     (void)arg;

@@ -1662,19 +1662,35 @@ static void rx_side_closed(chan *ch)
     if (drop != small) free(drop);
 }
 
-void weft_chan_tx_close(weft_tx *tx)
+/* Closes a handle; can_block: whether a call through it may be blocked.
+ * None may when the handle is being freed (no call may use it then,
+ * chan.h), so a free scans no cells for them: skynet through channels,
+ * which frees two handles a channel and scanned the cells for both, took
+ * a median 128.5 ms on 2 workers before, 119.2 after (24 runs, round
+ * robin). */
+static void tx_close(weft_tx *tx, bool can_block)
 {
     /* A sender on an unbounded channel never blocks (Send): closing its
      * handle need not scan the live cells, which hold every buffered item
      * (four producers closing over 2M buffered items scanned 8M cells). */
-    if (!tx || !handle_close(&tx->h, !tx->h.ch->unbounded)) return;
+    if (!handle_close(&tx->h, can_block && !tx->h.ch->unbounded)) return;
     if (atomic_fetch_sub(&tx->h.ch->tx_open, 1) == 1) tx_side_closed(tx->h.ch);
+}
+
+void weft_chan_tx_close(weft_tx *tx)
+{
+    if (tx) tx_close(tx, true);
+}
+
+static void rx_close(weft_rx *rx, bool can_block)
+{
+    if (!handle_close(&rx->h, can_block)) return;
+    if (atomic_fetch_sub(&rx->h.ch->rx_open, 1) == 1) rx_side_closed(rx->h.ch);
 }
 
 void weft_chan_rx_close(weft_rx *rx)
 {
-    if (!rx || !handle_close(&rx->h, true)) return;
-    if (atomic_fetch_sub(&rx->h.ch->rx_open, 1) == 1) rx_side_closed(rx->h.ch);
+    if (rx) rx_close(rx, true);
 }
 
 static void chan_release(chan *ch)
@@ -1703,7 +1719,7 @@ static void handle_free(handle *h)
 void weft_chan_tx_free(weft_tx *tx)
 {
     if (!tx) return;
-    weft_chan_tx_close(tx);
+    tx_close(tx, false);
     tx_unlist(tx->h.ch, &tx->h);
     handle_free(&tx->h);
 }
@@ -1711,7 +1727,7 @@ void weft_chan_tx_free(weft_tx *tx)
 void weft_chan_rx_free(weft_rx *rx)
 {
     if (!rx) return;
-    weft_chan_rx_close(rx);
+    rx_close(rx, false);
     handle_free(&rx->h);
 }
 

@@ -1458,12 +1458,6 @@ int weft_chan_try_recv(weft_rx *rx, void *item)
 
 /* --- open, handles, close ------------------------------------------------------ */
 
-/* A zeroed handle whose fields no other handle's share a cache line with
- * (its `seen` hint is written by its callers; two handles on one line
- * would ping-pong it).  Its fields are its first 24 bytes and the block is
- * HANDLE_BYTES long, so the next block's fields start a line further on.
- * From the per-thread block caches (blk.c): skynet through channels opens
- * a channel (two handles) per task. */
 /* Zeroes n bytes through the C library's memset: with a constant size GCC
  * inlines `rep stos`, whose start-up cost dominated opening a channel
  * (three of them were 77% of weft_chan_open's samples in skynet through
@@ -1476,6 +1470,12 @@ static __attribute__((noinline)) void zero(void *p, size_t n)
     memset(p, 0, n);
 }
 
+/* A zeroed handle whose fields no other handle's share a cache line with
+ * (its `seen` hint and peak are written by its callers; two handles on one line
+ * would ping-pong it).  Its fields are its first 48 bytes and the block is
+ * HANDLE_BYTES long, so the next block's fields start a line further on.
+ * From the per-thread block caches (blk.c): skynet through channels opens
+ * a channel (two handles) per task. */
 static void *handle_alloc(void)
 {
     _Static_assert(sizeof(weft_tx) + 64 <= HANDLE_BYTES && sizeof(weft_rx) + 64 <= HANDLE_BYTES,

@@ -1471,9 +1471,10 @@ static __attribute__((noinline)) void zero(void *p, size_t n)
 }
 
 /* A zeroed handle whose fields no other handle's share a cache line with
- * (its `seen` hint and peak are written by its callers; two handles on one line
- * would ping-pong it).  Its fields are its first 48 bytes and the block is
- * HANDLE_BYTES long, so the next block's fields start a line further on.
+ * (its `seen` hint and peak are written by its callers; two handles on
+ * one line would ping-pong them).  Its fields are its first 48 bytes and
+ * the block is HANDLE_BYTES long, so the next block's fields start a line
+ * further on.
  * From the per-thread block caches (blk.c): skynet through channels opens
  * a channel (two handles) per task. */
 static void *handle_alloc(void)

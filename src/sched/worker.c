@@ -854,7 +854,7 @@ static weft_task *find_work(weft__worker *w)
             atomic_fetch_add_explicit(&rt->nr_spinning, 1, memory_order_seq_cst);
         }
         if (w->spinning) {
-            uint64_t until = weft__now() + rt->opt.spin_ns;
+            uint64_t now = weft__now(), until = now + rt->opt.spin_ns, quiet_at = 0;
             do {
                 /* A few pause instructions between looks (one is 10-140
                  * cycles depending on the processor): short enough that a
@@ -867,16 +867,21 @@ static weft_task *find_work(weft__worker *w)
                 }
                 /* Waiting out a marked entry's patience: keep spinning (see
                  * Stealing); park() would not sleep with it visible. */
-                if (w->pat_waiting) until = weft__now() + rt->opt.spin_ns;
+                now = weft__now();
+                if (w->pat_waiting) until = now + rt->opt.spin_ns;
                 /* Between tasks, so quiescent (no poller waits: local_next
                  * would have resumed it).  A spinner that waits out a busy
                  * patience spins for milliseconds, and every grace period
                  * waited with it: 4 producers and 4 consumers over 1024
                  * slots on 2 workers peaked at 28-34 MB resident, now
-                 * 9-13 MB (rcu.c). */
-                weft__rcu_quiescent();
-            } while (!atomic_load_explicit(&rt->stopping, memory_order_relaxed) &&
-                     weft__now() < until);
+                 * 9-13 MB (rcu.c).  Once a STEAL_LOOK_NS, not at every
+                 * look (two full fences each; grace periods come once a
+                 * millisecond). */
+                if (now >= quiet_at) {
+                    weft__rcu_quiescent();
+                    quiet_at = now + STEAL_LOOK_NS;
+                }
+            } while (!atomic_load_explicit(&rt->stopping, memory_order_relaxed) && now < until);
         }
         park(w);
     }
